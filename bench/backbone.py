@@ -1,0 +1,195 @@
+"""The CLIP backbone: open_clip models exposed block by block, so methods add prompts or adapters without copying them.
+
+``Backbone.encode_image`` / ``encode_text`` run the frozen towers with two optional hooks:
+``extra_tokens`` (vision tokens appended after the patch tokens, before ``ln_pre``: MaPLe) and ``block_fn``
+(wraps every transformer block: deep prompts, parallel adapters). A hook gets ``(layer, x, block)`` where ``layer`` is
+the 0-based block index, ``x`` the block input (batch first) and ``block(x)`` runs the frozen block.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import text_global_pool
+from torch import Tensor, nn
+
+from bench.errors import BenchError, ConfigError
+
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+BlockFn = Callable[[int, Tensor, Callable[[Tensor], Tensor]], Tensor]
+
+
+def quick_gelu_for(arch: str, pretrained: str) -> bool:
+    """Whether the weights of ``arch``/``pretrained`` were trained with QuickGELU.
+
+    OpenAI's CLIP used QuickGELU; open_clip's ``ViT-B-16`` config uses GELU and only *warns* when combined with the
+    ``openai`` tag, giving silently wrong features. The pretrained config's ``quick_gelu`` flag is the truth.
+    """
+    if arch.endswith("-quickgelu"):
+        return True
+    if pretrained in ("none", "toy") or os.path.isfile(pretrained):
+        return False
+    return bool(open_clip.get_pretrained_cfg(arch, pretrained).get("quick_gelu", False))
+
+
+def _open_clip_cache_hint(arch: str, tag: str, cache_dir: str | None) -> str:
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    where = []
+    if cfg.get("hf_hub"):
+        hf_home = os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface"))
+        where.append(f"Hugging Face cache {hf_home}/hub (repo {cfg['hf_hub'].rstrip('/')})")
+    if cfg.get("url"):
+        where.append(f"{cache_dir or os.path.expanduser('~/.cache/clip')} (from {cfg['url']})")
+    return " or ".join(where) or "open_clip's cache"
+
+
+def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = None) -> nn.Module:
+    """Build the open_clip model for ``arch`` with weights ``pretrained`` (an open_clip tag, ``toy``, a file, or ``none``)."""
+    if arch not in open_clip.list_models():
+        raise ConfigError(f"unknown backbone {arch!r}; see open_clip.list_models() (e.g. ViT-B-16, toy-vit)")
+    quick = quick_gelu_for(arch, pretrained)
+    if pretrained == "none":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # random weights are a fixed function of the architecture, for every run
+            return open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick)
+    if pretrained == "toy" or os.path.isfile(pretrained):
+        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick)
+        model.load_state_dict(_load_state_dict(pretrained))
+        return model
+    if not open_clip.get_pretrained_cfg(arch, pretrained):
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
+        raise ConfigError(f"backbone {arch!r} has no pretrained tag {pretrained!r}; valid: {tags}, none, toy or a file")
+    try:
+        return open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick, cache_dir=cache_dir)
+    except Exception as e:  # network, missing file, corrupt download: all one message
+        raise BenchError(
+            f"cannot load pretrained weights {arch}/{pretrained} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            f"open_clip looks in {_open_clip_cache_hint(arch, pretrained, cache_dir)} — download them there on a "
+            f"machine with network, or pass --pretrained PATH to a state-dict file"
+        ) from None
+
+
+def _load_state_dict(pretrained: str) -> dict[str, Tensor]:
+    if pretrained == "toy":
+        from bench.datasets import toy
+
+        loader = getattr(toy, "load_toy_state_dict", None)
+        state = loader() if loader else torch.load(toy.checkpoint_path(), map_location="cpu", weights_only=True)
+    else:
+        state = torch.load(pretrained, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+class Backbone(nn.Module):
+    """A frozen open_clip CLIP with block-level access to both towers.
+
+    Attributes that methods use: ``vision_width``, ``text_width``, ``embed_dim``, ``vision_blocks``, ``text_blocks``,
+    ``image_size``, ``mean``, ``std``; methods: ``tokenize``, ``token_embedding``, ``encode_image``, ``encode_text``,
+    ``logit_scale``.
+    """
+
+    def __init__(self, model: nn.Module, arch: str, pretrained: str) -> None:
+        super().__init__()
+        if not hasattr(model, "visual") or not hasattr(model.visual, "conv1"):
+            raise ConfigError(f"backbone {arch!r} is not a ViT CLIP; adaptbench needs open_clip ViT models")
+        self.model = model
+        self.arch, self.pretrained = arch, pretrained
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        visual = model.visual
+        self.vision_blocks = visual.transformer.resblocks
+        self.text_blocks = model.transformer.resblocks
+        self.vision_width = visual.transformer.width
+        self.text_width = model.transformer.width
+        self.embed_dim = model.text_projection.shape[-1]
+        size = visual.image_size
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.mean = tuple(getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
+        self.std = tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> Backbone:
+        return super().train(False)  # frozen: dropout and patch dropout stay off
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}/{self.pretrained}"
+
+    def logit_scale(self) -> Tensor:
+        return self.model.logit_scale.exp()
+
+    # -- text --------------------------------------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> Tensor:
+        return self.tokenizer(list(texts)).to(self.model.logit_scale.device)
+
+    def token_embedding(self, token_ids: Tensor) -> Tensor:
+        return self.model.token_embedding(token_ids)
+
+    def encode_text(
+        self, token_ids: Tensor, embeddings: Tensor | None = None, block_fn: BlockFn | None = None
+    ) -> Tensor:
+        """Text features (unnormalised) for ``token_ids``; ``embeddings`` replaces the token embeddings (prompts)."""
+        m = self.model
+        x = self.token_embedding(token_ids) if embeddings is None else embeddings
+        x = x + m.positional_embedding.to(x.dtype)
+        x = self._run_blocks(x, m.transformer, self.text_blocks, block_fn, attn_mask=m.attn_mask)
+        x = m.ln_final(x)
+        x = text_global_pool(x, token_ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+        proj = m.text_projection
+        return proj(x) if isinstance(proj, nn.Linear) else x @ proj
+
+    # -- image -------------------------------------------------------------------------------------------------------
+    def encode_image(
+        self, images: Tensor, extra_tokens: Tensor | None = None, block_fn: BlockFn | None = None
+    ) -> Tensor:
+        """Image features (unnormalised); ``extra_tokens`` (n, width) are appended after the patch tokens."""
+        v = self.model.visual
+        x = v.conv1(images.to(v.conv1.weight.dtype))
+        x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+        cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype)
+        if extra_tokens is not None:
+            x = torch.cat([x, extra_tokens.to(x.dtype).expand(x.shape[0], -1, -1)], dim=1)
+        x = v.ln_pre(x)
+        x = self._run_blocks(x, v.transformer, self.vision_blocks, block_fn)
+        pooled, _ = v._pool(x)
+        return pooled @ v.proj if v.proj is not None else pooled
+
+    @staticmethod
+    def _run_blocks(
+        x: Tensor,
+        transformer: nn.Module,
+        blocks: nn.ModuleList,
+        block_fn: BlockFn | None,
+        attn_mask: Tensor | None = None,
+    ) -> Tensor:
+        batch_first = getattr(transformer, "batch_first", True)
+        for i, blk in enumerate(blocks):
+            if batch_first:
+
+                def run(t: Tensor, blk: nn.Module = blk) -> Tensor:
+                    return blk(t, attn_mask=attn_mask)
+            else:
+
+                def run(t: Tensor, blk: nn.Module = blk) -> Tensor:
+                    return blk(t.transpose(0, 1), attn_mask=attn_mask).transpose(0, 1)
+
+            x = block_fn(i, x, run) if block_fn is not None else run(x)
+        return x
+
+
+def load_backbone(arch: str, pretrained: str = "openai", cache_dir: str | None = None) -> Backbone:
+    """Create the frozen backbone ``arch``/``pretrained`` (see :func:`create_model`)."""
+    return Backbone(create_model(arch, pretrained, cache_dir), arch, pretrained)
+
+
+def normalize(x: Tensor) -> Tensor:
+    return F.normalize(x.float(), dim=-1)

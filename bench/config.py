@@ -1,0 +1,109 @@
+"""Configuration: one documented merge order, validated, hashed.
+
+``BASE_CONFIG`` ← the method's ``default_config(protocol, dataset)`` ← the suite's overrides ← ``--cfg-options``.
+Overrides use mmengine's ``key=value`` habit (``train.lr=0.01 method.n_ctx=8``); an unknown key or a value of the
+wrong type is a :class:`~bench.errors.ConfigError`, never a silently ignored typo.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mmengine.config import Config
+
+from bench.datasets.base import digest
+from bench.errors import ConfigError
+
+# Keys that change speed, not results: left out of the config hash so they never split a sweep.
+NON_RESULT_KEYS = {("train", "num_workers"), ("eval", "batch_size")}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def parse_cfg_options(options: Iterable[str]) -> dict[str, Any]:
+    """``["train.lr=0.01", "method.ctx_init=a photo of a"]`` → ``{"train.lr": 0.01, ...}`` (mmengine parsing)."""
+    parsed: dict[str, Any] = {}
+    for opt in options:
+        key, sep, value = opt.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--cfg-options {opt!r} is not key=value (e.g. train.lr=0.01)")
+        parsed[key.strip()] = _parse_value(value.strip())
+    return parsed
+
+
+def _parse_value(value: str) -> Any:
+    """Python literals (``0.01``, ``[1, 2]``, ``'x'``), ``true``/``false``/``none`` in any case, else the string."""
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _coerce(key: str, old: Any, new: Any) -> Any:
+    """Check ``new`` against the type of the default ``old``."""
+    if old is None or isinstance(old, str):
+        return new if isinstance(new, str) or old is None else str(new)
+    if isinstance(old, bool):
+        if isinstance(new, bool):
+            return new
+    elif isinstance(old, int):
+        if isinstance(new, int) and not isinstance(new, bool):
+            return new
+    elif isinstance(old, float):
+        if isinstance(new, (int, float)) and not isinstance(new, bool):
+            return float(new)
+    elif isinstance(old, (list, tuple)):
+        if isinstance(new, (list, tuple)):
+            return list(new)
+        if isinstance(new, str):  # mmengine habit: a,b,c
+            return [_parse_value(v.strip()) for v in new.split(",")]
+    else:
+        return new
+    raise ConfigError(f"--cfg-options {key}={new!r}: expected a {type(old).__name__} like the default {old!r}")
+
+
+def apply_options(cfg: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply dotted overrides to ``cfg``; every key must exist in the defaults."""
+    for key, value in options.items():
+        parts = key.split(".")
+        node: Any = cfg
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node:
+                raise ConfigError(f"--cfg-options {key}: unknown key {p!r}; valid: {_valid_keys(cfg)}")
+            node = node[p]
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise ConfigError(f"--cfg-options {key}: unknown key; valid: {_valid_keys(cfg)}")
+        node[parts[-1]] = _coerce(key, node[parts[-1]], value)
+    # mmengine's Config checks the result is a plain, serialisable config tree
+    return Config(cfg).to_dict()
+
+
+def _valid_keys(cfg: Mapping[str, Any], prefix: str = "") -> str:
+    keys = []
+    for k, v in cfg.items():
+        if isinstance(v, Mapping) and v:
+            keys.append(_valid_keys(v, f"{prefix}{k}."))
+        else:
+            keys.append(f"{prefix}{k}")
+    return ", ".join(keys)
+
+
+def config_hash(method: str, cfg: Mapping[str, Any]) -> str:
+    """A short hash of everything in the config that can change results."""
+    slim = copy.deepcopy(dict(cfg))
+    for section, key in NON_RESULT_KEYS:
+        slim.get(section, {}).pop(key, None)
+    return digest({"method": method, "config": slim})[:8]

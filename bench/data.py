@@ -1,0 +1,176 @@
+"""Images to tensors, fast: CLIP preprocessing, a decoded-once uint8 store for evaluation, and a feature cache.
+
+Test images are decoded, resized (shorter side, bicubic) and centre-cropped once into a uint8 array on disk, so
+evaluation is bound by the model, not JPEG decoding. Methods that keep the image encoder frozen reuse image features
+across methods and seeds; every cache key holds what changes the features (backbone, pretrained tag, preprocessing,
+augmentation pass and its seed, the exact file list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+from bench.backbone import Backbone
+from bench.datasets.base import Datum, digest
+from bench.errors import DataError
+from bench.io import atomic_write, lock
+
+BICUBIC = T.InterpolationMode.BICUBIC
+
+
+def test_transform(size: int) -> T.Compose:
+    """CLIP's test preprocessing, without normalisation (done on the device): resize shorter side + centre crop."""
+    return T.Compose([T.Resize(size, interpolation=BICUBIC), T.CenterCrop(size), T.PILToTensor()])
+
+
+def train_transform(size: int, augment: str = "rrc_flip", scale_min: float = 0.08) -> T.Compose:
+    """Dassl's ``random_resized_crop`` + ``random_flip`` (CoOp, MaPLe, MMA); ``none`` = the test transform."""
+    if augment == "none":
+        return test_transform(size)
+    if augment != "rrc_flip":
+        raise ValueError(f"unknown augmentation {augment!r}; use rrc_flip or none")
+    return T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=(scale_min, 1.0), interpolation=BICUBIC),
+            T.RandomHorizontalFlip(),
+            T.PILToTensor(),
+        ]
+    )
+
+
+def load_image(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"image {path} not found; check the split file or run `bench data check`") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"image {path} is unreadable ({e}); replace it and run `bench data check`") from None
+
+
+class ImageDataset(Dataset):
+    """(uint8 image tensor, label) pairs for a list of items."""
+
+    def __init__(self, items: Sequence[Datum], transform: T.Compose) -> None:
+        self.items, self.transform = list(items), transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        d = self.items[i]
+        return self.transform(load_image(d.impath)), d.label
+
+
+class Normalizer:
+    """uint8 images → normalised float on the device (CLIP mean/std), done in one fused op per batch."""
+
+    def __init__(self, backbone: Backbone, device: torch.device) -> None:
+        self.mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1) * 255
+        self.device = device
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return (images.to(self.device, non_blocking=True).float() - self.mean) / self.std
+
+
+def _loader(items: Sequence[Datum], transform: T.Compose, batch_size: int, num_workers: int, seed: int) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        ImageDataset(items, transform), batch_size=batch_size, shuffle=False, num_workers=num_workers, generator=g
+    )
+
+
+class Caches:
+    """The on-disk caches under one folder: decoded test images and frozen image features."""
+
+    def __init__(self, root: str | Path, num_workers: int = 4) -> None:
+        self.root = Path(root)
+        self.num_workers = num_workers
+
+    # -- decoded images ------------------------------------------------------------------------------------------
+    def images(self, items: Sequence[Datum], size: int) -> np.ndarray:
+        """uint8 array (N, 3, size, size) of the test-preprocessed images, memory-mapped from the cache."""
+        key = digest({"paths": [d.impath for d in items], "size": size, "tf": "resize-centercrop-bicubic"})
+        path = self.root / "images" / f"{key}.npy"
+        if not path.exists():
+            with lock(path):
+                if not path.exists():
+                    loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
+                    arr = np.concatenate([x.numpy() for x, _ in loader]) if items else np.zeros((0, 3, size, size))
+                    atomic_write(path, lambda tmp: np.save(tmp.open("wb"), arr.astype(np.uint8)))
+        return np.load(path, mmap_mode="r")
+
+    # -- frozen image features -----------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def features(
+        self,
+        backbone: Backbone,
+        items: Sequence[Datum],
+        device: torch.device,
+        augment: str | None = None,
+        passes: int = 1,
+        seed: int = 0,
+        scale_min: float = 0.08,
+        batch_size: int = 256,
+    ) -> list[Tensor]:
+        """Frozen image features, one (N, D) float tensor per pass (CPU).
+
+        ``augment=None``: test preprocessing (one pass, from the image store). Otherwise ``passes`` augmented passes,
+        each seeded by ``(seed, pass)``, so a pass is the same tensor for every method that asks for it.
+        """
+        spec = {"backbone": backbone.name, "size": backbone.image_size, "augment": augment, "scale_min": scale_min}
+        base = digest({**spec, "paths": [d.impath for d in items]})
+        out = []
+        for p in range(passes if augment else 1):
+            tag = "test" if augment is None else f"{augment}-s{seed}-p{p}"
+            path = self.root / "features" / f"{base}-{tag}.pt"
+            if not path.exists():
+                with lock(path):
+                    if not path.exists():
+                        feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min, batch_size)
+                        atomic_write(path, lambda tmp, f=feats: torch.save(f, tmp))
+            out.append(torch.load(path, map_location="cpu", weights_only=True))
+        return out
+
+    def _encode(
+        self,
+        backbone: Backbone,
+        items: Sequence[Datum],
+        device: torch.device,
+        augment: str | None,
+        seed: int,
+        scale_min: float,
+        batch_size: int,
+    ) -> Tensor:
+        norm = Normalizer(backbone, device)
+        if augment is None:
+            arr = self.images(items, backbone.image_size)
+            batches = (
+                torch.from_numpy(np.ascontiguousarray(arr[i : i + batch_size])) for i in range(0, len(arr), batch_size)
+            )
+        else:
+            torch.manual_seed(seed)  # augmentation randomness in the main process (num_workers=0)
+            tf = train_transform(backbone.image_size, augment, scale_min)
+            batches = (x for x, _ in _loader(items, tf, batch_size, self.num_workers, seed))
+        feats = []
+        with autocast(device):
+            for x in batches:
+                feats.append(backbone.encode_image(norm(x)).float().cpu())
+        dim = backbone.embed_dim
+        return torch.cat(feats) if feats else torch.zeros(0, dim)
+
+
+def autocast(device: torch.device, precision: str = "amp") -> torch.autocast:
+    """fp16 autocast on CUDA for ``amp`` (bf16 for ``bf16``); a no-op on CPU or for ``fp32``."""
+    if device.type != "cuda" or precision == "fp32":
+        return torch.autocast(device_type="cpu", enabled=False)
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

@@ -1,0 +1,28 @@
+"""Introspection for `bench list methods`: trainable parameter counts on a given backbone (random weights)."""
+
+from __future__ import annotations
+
+from bench.backbone import load_backbone
+from bench.config import BASE_CONFIG, deep_merge
+from bench.registry import get_method
+
+
+def count_parameters(arch: str, names: list[str], n_cls: int = 100) -> list[tuple[str, str, bool, str]]:
+    """(name, trainable parameter count, frozen image encoder?, first docstring line) per method.
+
+    Counts use the base-to-novel defaults on ImageNet-free datasets; methods whose size depends on the data (e.g.
+    Tip-Adapter-F's cache of shots × classes keys) say so instead of a number.
+    """
+    backbone = load_backbone(arch, "none")
+    rows = []
+    for name in names:
+        cls = get_method(name)
+        cfg = deep_merge(BASE_CONFIG, cls.default_config("base2novel", "dtd"))
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        size_note = getattr(cls, "parameter_note", None)
+        if size_note:
+            rows.append((name, size_note, cls.frozen_image_encoder, doc))
+            continue
+        method = cls(backbone, cfg, n_cls=n_cls)
+        rows.append((name, f"{method.num_trainable():,}", cls.frozen_image_encoder, doc))
+    return rows

@@ -1,0 +1,169 @@
+"""The ``Method`` contract: what a few-shot adaptation method provides to the harness.
+
+A method is an ``nn.Module`` around the frozen :class:`~bench.backbone.Backbone`. It owns its learnable parts, its
+default hyper-parameters per protocol and its loss; the harness owns data, the training loop, optimiser, schedule,
+precision, evaluation and results. To add a method, subclass ``Method`` in one file under ``methods/`` and register it::
+
+    @METHODS.register_module(name="mymethod")
+    class MyMethod(Method):
+        @classmethod
+        def default_config(cls, protocol, dataset):
+            return {"method": {...}, "train": {...}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.backbone import Backbone, normalize
+
+if TYPE_CHECKING:
+    from bench.runner import FitContext
+
+# The harness defaults every method starts from (Dassl's defaults as the CoOp family uses them).
+BASE_CONFIG: dict[str, dict[str, Any]] = {
+    "method": {},
+    "train": {
+        "optimizer": "sgd",  # sgd | adamw
+        "lr": 0.002,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "eps": 1e-8,  # adamw only
+        "epochs": 10,
+        "batch_size": 32,
+        "scheduler": "cosine",  # cosine | constant
+        "scheduler_step": "epoch",  # epoch (Dassl) | iter (Tip-Adapter-F)
+        "warmup_epochs": 0,
+        "warmup_lr": 1e-5,  # Dassl's constant warm-up learning rate
+        "precision": "amp",  # amp (fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+        "augment": "rrc_flip",  # rrc_flip: RandomResizedCrop(0.08-1) + flip, CoOp's train transform | none
+        "rrc_scale_min": 0.08,
+        "feature_passes": 10,  # frozen-image-encoder methods: augmented feature passes cached and cycled per epoch
+        "num_workers": 4,
+    },
+    "eval": {"batch_size": 256},
+}
+
+
+@dataclass
+class Batch:
+    """One training batch: images (deep methods) or cached frozen image features, and labels."""
+
+    labels: Tensor
+    images: Tensor | None = None
+    features: Tensor | None = None
+
+
+class Method(nn.Module):
+    """Base class of every method. Subclasses set ``name`` via the registry and override what they change."""
+
+    name: ClassVar[str] = ""
+    # True: the image encoder is untouched, so the harness may train and evaluate on cached image features.
+    frozen_image_encoder: ClassVar[bool] = False
+    # False: nothing is trained by gradient descent (zero-shot CLIP, training-free Tip-Adapter).
+    trains: ClassVar[bool] = True
+
+    def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.cfg = cfg
+        self.n_cls = n_cls  # classes of the training set (class-specific parameters need it up front)
+        self.classnames: list[str] = []
+        self.template = "a photo of a {}."
+        self._text_cache: Tensor | None = None
+
+    # -- configuration -------------------------------------------------------------------------------------------
+    @classmethod
+    def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
+        """This method's hyper-parameters for ``protocol`` when training on ``dataset`` (merged over BASE_CONFIG)."""
+        return {}
+
+    # -- classes -------------------------------------------------------------------------------------------------
+    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.") -> None:
+        """Point the classifier at ``classnames`` (base, novel or another dataset's classes)."""
+        self.classnames = [c.replace("_", " ") for c in classnames]
+        self.template = template
+        self._text_cache = None
+
+    def prompts(self) -> list[str]:
+        return [self.template.format(c) for c in self.classnames]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def num_trainable(self) -> int:
+        return sum(p.numel() for p in self.trainable_parameters())
+
+    def train(self, mode: bool = True) -> Method:
+        self._text_cache = None
+        return super().train(mode)
+
+    # -- forward -------------------------------------------------------------------------------------------------
+    def text_features(self) -> Tensor:
+        """Class text features; computed once per class list at evaluation, every step in training."""
+        if self.training:
+            return self.compute_text_features()
+        if self._text_cache is None:
+            self._text_cache = self.compute_text_features()
+        return self._text_cache
+
+    def compute_text_features(self) -> Tensor:
+        return self.backbone.encode_text(self.backbone.tokenize(self.prompts()))
+
+    def encode_image(self, images: Tensor) -> Tensor:
+        return self.backbone.encode_image(images)
+
+    def logits_from_features(self, image_features: Tensor) -> Tensor:
+        return self.backbone.logit_scale() * normalize(image_features) @ normalize(self.text_features()).t()
+
+    def forward(self, images: Tensor | None = None, features: Tensor | None = None) -> Tensor:
+        """Class logits for images, or for frozen image features when ``frozen_image_encoder``."""
+        if features is None:
+            features = self.encode_image(images)
+        return self.logits_from_features(features)
+
+    def loss(self, batch: Batch) -> dict[str, Tensor]:
+        """Named loss terms; the harness back-propagates their sum."""
+        return {"ce": F.cross_entropy(self(batch.images, batch.features), batch.labels)}
+
+    # -- optional hooks ------------------------------------------------------------------------------------------
+    def before_training(self, ctx: FitContext) -> None:
+        """Called once before the first epoch (e.g. Tip-Adapter builds its cache here)."""
+
+    def after_epoch(self, ctx: FitContext, epoch: int) -> None:
+        """Called after each epoch."""
+
+    def after_training(self, ctx: FitContext) -> None:
+        """Called once after training (e.g. validation-only hyper-parameter search)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """State to checkpoint beyond trainable parameters and persistent buffers (e.g. chosen hyper-parameters)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # -- checkpointing: only what the method learned, never the frozen backbone -----------------------------------
+    def learned_state_dict(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        return {"state": state, "extra": self.extra_state()}
+
+    def load_learned_state_dict(self, ckpt: dict[str, Any]) -> None:
+        missing, unexpected = self.load_state_dict(ckpt["state"], strict=False)
+        missing = [k for k in missing if not k.startswith("backbone.")]
+        if missing or unexpected:
+            raise RuntimeError(f"checkpoint does not match the method: missing {missing}, unexpected {unexpected}")
+        self.load_extra_state(ckpt.get("extra", {}))
+
+
+@torch.no_grad()
+def init_from_text(backbone: Backbone, text: str, n: int) -> Tensor:
+    """Embeddings of the first ``n`` word tokens of ``text`` (CoOp/MaPLe context initialisation)."""
+    ids = backbone.tokenize([text])
+    return backbone.token_embedding(ids)[0, 1 : 1 + n].detach().clone()

@@ -1,0 +1,242 @@
+"""Suites, protocols and the run plan: method × protocol × dataset × seed × shots × backbone → RunSpecs.
+
+A :class:`RunSpec` is one training (or none, for zero-shot) and the evaluations that use it. Cross-dataset and
+domain-generalisation runs that share a training (same method, config, source, seed) are merged into one RunSpec,
+so the ImageNet model is trained once per seed and evaluated on every target. A run is done when all its records
+exist; planning skips done evaluations unless ``force``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.config import BASE_CONFIG, apply_options, config_hash, deep_merge
+from bench.errors import ConfigError
+from bench.registry import get_method
+
+PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization", "few_shot")
+ALL_PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization")  # `--protocol all`, as papers report
+FEW_SHOT_SHOTS = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The datasets and backbone of one benchmark world (the real benchmark or the offline toy one)."""
+
+    name: str
+    datasets: tuple[str, ...]  # base-to-novel and few-shot datasets (the source first)
+    source: str  # cross-dataset / domain-generalisation training set
+    cross_dataset: tuple[str, ...]
+    domain_generalization: tuple[str, ...]
+    backbone: str
+    pretrained: str
+    overrides: dict[str, Any] = field(default_factory=dict)  # config overrides every method gets in this suite
+
+
+REAL = Suite(
+    name="real",
+    datasets=(
+        "imagenet",
+        "caltech101",
+        "oxford_pets",
+        "stanford_cars",
+        "oxford_flowers",
+        "food101",
+        "fgvc_aircraft",
+        "sun397",
+        "dtd",
+        "eurosat",
+        "ucf101",
+    ),  # fmt: skip
+    source="imagenet",
+    cross_dataset=(
+        "caltech101",
+        "oxford_pets",
+        "stanford_cars",
+        "oxford_flowers",
+        "food101",
+        "fgvc_aircraft",
+        "sun397",
+        "dtd",
+        "eurosat",
+        "ucf101",
+    ),  # fmt: skip
+    domain_generalization=("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
+    backbone="ViT-B-16",
+    pretrained="openai",
+)
+
+
+def toy_suite() -> Suite:
+    from bench.datasets.toy import TOY_SUITE
+
+    t = dict(TOY_SUITE)
+    return Suite(
+        name="toy",
+        datasets=tuple(t["base2novel"]),
+        source=t["source"],
+        cross_dataset=tuple(t["cross_dataset"]),
+        domain_generalization=tuple(t["domain_generalization"]),
+        backbone=t["backbone"],
+        pretrained=t["pretrained"],
+        overrides=t.get("overrides", {}),
+    )
+
+
+def get_suite(name: str) -> Suite:
+    if name == "real":
+        return REAL
+    if name == "toy":
+        return toy_suite()
+    raise ConfigError(f"unknown suite {name!r}; valid: real, toy")
+
+
+def default_data_root(suite: Suite) -> Path | None:
+    if suite.name == "toy":
+        from bench.datasets.toy import ensure_toy_data
+
+        return Path(ensure_toy_data())
+    env = os.environ.get("BENCH_DATA")
+    return Path(env) if env else None
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    protocol: str
+    dataset: str
+    subset: str  # all | base | novel
+
+
+@dataclass
+class RunSpec:
+    """One training and its evaluations. Everything a worker needs; picklable for process pools and Slurm."""
+
+    method: str
+    suite: str
+    train_dataset: str
+    train_subset: str
+    seed: int
+    shots: int
+    backbone: str
+    pretrained: str
+    config: dict[str, Any]
+    config_hash: str
+    evals: list[EvalSpec]
+    data_root: str
+    results: str
+
+    @property
+    def backbone_tag(self) -> str:
+        tag = Path(self.pretrained).stem if os.sep in self.pretrained else self.pretrained
+        return re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.backbone}__{tag}")
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.train_dataset}/{self.train_subset} seed {self.seed} shots {self.shots}"
+
+    def record_path(self, ev: EvalSpec) -> Path:
+        return (
+            Path(self.results) / "records" / self.suite / ev.protocol / f"{self.method}-{self.config_hash}"
+            / self.backbone_tag / f"{ev.dataset}__{ev.subset}" / f"shots{self.shots}_seed{self.seed}.json"
+        )  # fmt: skip
+
+    def checkpoint_path(self) -> Path:
+        return (
+            Path(self.results) / "checkpoints" / f"{self.method}-{self.config_hash}" / self.backbone_tag
+            / f"{self.train_dataset}__{self.train_subset}" / f"shots{self.shots}_seed{self.seed}.pt"
+        )  # fmt: skip
+
+    def pending(self) -> list[EvalSpec]:
+        return [ev for ev in self.evals if not self.record_path(ev).exists()]
+
+
+def resolve_config(method: str, protocol: str, dataset: str, suite: Suite, options: dict[str, Any]) -> dict[str, Any]:
+    """BASE_CONFIG ← method defaults for (protocol, dataset) ← suite overrides ← ``--cfg-options``."""
+    cls = get_method(method)
+    cfg = deep_merge(BASE_CONFIG, cls.default_config(protocol, dataset))
+    cfg = deep_merge(cfg, suite.overrides.get(method, suite.overrides.get("*", {})))
+    return apply_options(cfg, options)
+
+
+def plan(
+    methods: list[str],
+    protocols: list[str],
+    suite: Suite,
+    seeds: list[int],
+    shots: list[int] | None,
+    data_root: Path,
+    results: Path,
+    datasets: list[str] | None = None,
+    backbone: str | None = None,
+    pretrained: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> list[RunSpec]:
+    """All RunSpecs of the sweep (done ones included; use :meth:`RunSpec.pending`)."""
+    options = options or {}
+    backbone = backbone or suite.backbone
+    pretrained = pretrained or suite.pretrained
+    unknown = set(datasets or ()) - set(suite.datasets) - set(suite.domain_generalization)
+    if unknown:
+        valid = ", ".join([*suite.datasets, *suite.domain_generalization])
+        raise ConfigError(f"dataset(s) {', '.join(sorted(unknown))} are not in the {suite.name} suite; valid: {valid}")
+
+    def chosen(names: tuple[str, ...]) -> list[str]:
+        return [d for d in names if datasets is None or d in datasets]
+
+    runs: dict[tuple, RunSpec] = {}
+
+    def add(method: str, protocol: str, train: str, subset: str, seed: int, k: int, evals: list[EvalSpec]) -> None:
+        cfg = resolve_config(method, protocol, train, suite, options)
+        h = config_hash(method, cfg)
+        key = (method, h, train, subset, seed, k)
+        if key in runs:
+            runs[key].evals.extend(e for e in evals if e not in runs[key].evals)
+        else:
+            runs[key] = RunSpec(
+                method, suite.name, train, subset, seed, k, backbone, pretrained, cfg, h, list(evals),
+                str(data_root), str(results),
+            )  # fmt: skip
+
+    for method in methods:
+        for protocol in protocols:
+            for seed in seeds:
+                if protocol == "base2novel":
+                    for d in chosen(suite.datasets):
+                        for k in shots or [16]:
+                            evs = [EvalSpec(protocol, d, "base"), EvalSpec(protocol, d, "novel")]
+                            add(method, protocol, d, "base", seed, k, evs)
+                elif protocol == "few_shot":
+                    for d in chosen(suite.datasets):
+                        for k in shots or list(FEW_SHOT_SHOTS):
+                            add(method, protocol, d, "all", seed, k, [EvalSpec(protocol, d, "all")])
+                elif protocol in ("cross_dataset", "domain_generalization"):
+                    targets = chosen(getattr(suite, protocol))
+                    evs = [EvalSpec(protocol, suite.source, "all")] + [EvalSpec(protocol, t, "all") for t in targets]
+                    for k in shots or [16]:
+                        add(method, protocol, suite.source, "all", seed, k, evs)
+                else:
+                    raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}, all")
+    return list(runs.values())
+
+
+def parse_protocols(value: str) -> list[str]:
+    names = [p.strip().lower() for p in value.split(",") if p.strip()]
+    out: list[str] = []
+    for p in names:
+        for q in ALL_PROTOCOLS if p == "all" else (p,):
+            if q not in PROTOCOLS:
+                raise ConfigError(f"unknown protocol {q!r}; valid: {', '.join(PROTOCOLS)}, all")
+            if q not in out:
+                out.append(q)
+    return out
+
+
+def parse_ints(value: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--{what} {value!r}: expected comma-separated integers like 1,2,3") from None

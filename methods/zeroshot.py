@@ -1,0 +1,48 @@
+"""Zero-shot CLIP: one hand-crafted prompt per class (CoOp's ``ZeroshotCLIP``), optionally a template ensemble."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from bench.backbone import normalize
+from bench.method import Method
+from bench.registry import METHODS
+
+# CoOp's IMAGENET_TEMPLATES_SELECT (trainers/imagenet_templates.py), used by its ZeroshotCLIP2 ensemble.
+ENSEMBLE_TEMPLATES = [
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+]
+
+
+@METHODS.register_module(name="zeroshot")
+class ZeroShotCLIP(Method):
+    """CLIP with the dataset's prompt template and nothing trained (the reference row of every table)."""
+
+    frozen_image_encoder: ClassVar[bool] = True
+    trains: ClassVar[bool] = False
+
+    @classmethod
+    def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
+        # ensemble=False: CoOp's zsclip.py, single CUSTOM_TEMPLATES prompt; True: ZeroshotCLIP2 (7 templates + the
+        # dataset's own), mean of normalised text features.
+        return {"method": {"ensemble": False}}
+
+    @torch.no_grad()
+    def compute_text_features(self) -> Tensor:
+        if not self.cfg["method"]["ensemble"]:
+            return super().compute_text_features()
+        templates = [*ENSEMBLE_TEMPLATES, self.template]
+        tok = self.backbone.tokenize
+        feats = torch.stack(
+            [normalize(self.backbone.encode_text(tok([t.format(c) for c in self.classnames]))) for t in templates]
+        )
+        return normalize(feats.mean(0))
