@@ -8,8 +8,10 @@ the 0-based block index, ``x`` the block input (batch first) and ``block(x)`` ru
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import open_clip
@@ -56,11 +58,12 @@ def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = 
         raise ConfigError(f"unknown backbone {arch!r}; see open_clip.list_models() (e.g. ViT-B-16, toy-vit)")
     quick = quick_gelu_for(arch, pretrained)
     if pretrained == "none":
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
             torch.manual_seed(0)  # random weights are a fixed function of the architecture, for every run
             return open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick)
     if pretrained == "toy" or os.path.isfile(pretrained):
-        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick)
+        with _quiet_open_clip():
+            model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick)
         model.load_state_dict(_load_state_dict(pretrained))
         return model
     if not open_clip.get_pretrained_cfg(arch, pretrained):
@@ -74,6 +77,18 @@ def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = 
             f"open_clip looks in {_open_clip_cache_hint(arch, pretrained, cache_dir)} — download them there on a "
             f"machine with network, or pass --pretrained PATH to a state-dict file"
         ) from None
+
+
+@contextlib.contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """Silence open_clip's "initialized randomly" warning where random or local weights are intended."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _load_state_dict(pretrained: str) -> dict[str, Tensor]:

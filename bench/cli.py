@@ -188,7 +188,7 @@ def _execute(specs, device, executor, gpus, force, results, partition, timeout, 
 
         def on_message(msg: str) -> None:
             if "accuracy" in msg:
-                progress.console.log(msg)
+                progress.console.print(msg, highlight=False)
             progress.update(current, description=msg[:100])
 
         def on_done(spec, n: int) -> None:  # noqa: ANN001

@@ -17,6 +17,31 @@ from mmengine.config import Config
 from bench.datasets.base import digest
 from bench.errors import ConfigError
 
+# The harness defaults every method starts from (Dassl's defaults as the CoOp family uses them).
+BASE_CONFIG: dict[str, dict[str, Any]] = {
+    "method": {},
+    "train": {
+        "optimizer": "sgd",  # sgd | adamw
+        "lr": 0.002,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "eps": 1e-8,  # adamw only
+        "epochs": 10,
+        "batch_size": 32,
+        "scheduler": "cosine",  # cosine | constant
+        "scheduler_step": "epoch",  # epoch (Dassl) | iter (Tip-Adapter-F)
+        "warmup_epochs": 0,
+        "warmup_lr": 1e-5,  # Dassl's constant warm-up learning rate
+        "precision": "amp",  # amp (fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+        "augment": "rrc_flip",  # rrc_flip: RandomResizedCrop(0.08-1) + flip, CoOp's train transform | none
+        "rrc_scale_min": 0.08,
+        "feature_passes": 10,  # frozen-image-encoder methods: augmented feature passes cached and cycled per epoch
+        "num_workers": 4,
+    },
+    "eval": {"batch_size": 256},
+}
+
+
 # Keys that change speed, not results: left out of the config hash so they never split a sweep.
 NON_RESULT_KEYS = {("train", "num_workers"), ("eval", "batch_size")}
 

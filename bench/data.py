@@ -154,9 +154,7 @@ class Caches:
         norm = Normalizer(backbone, device)
         if augment is None:
             arr = self.images(items, backbone.image_size)
-            batches = (
-                torch.from_numpy(np.ascontiguousarray(arr[i : i + batch_size])) for i in range(0, len(arr), batch_size)
-            )
+            batches = (torch.from_numpy(np.array(arr[i : i + batch_size])) for i in range(0, len(arr), batch_size))
         else:
             torch.manual_seed(seed)  # augmentation randomness in the main process (num_workers=0)
             tf = train_transform(backbone.image_size, augment, scale_min)

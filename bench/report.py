@@ -185,6 +185,12 @@ def with_published(table: pd.DataFrame) -> pd.DataFrame:
         return table
     pub = pub.pivot_table(index=["method", "dataset"], columns=["metric", "subset"], values="value")
     out = table.copy()
+    # Only a like-for-like comparison gets the paper's numbers: CLIP ViT-B/16 weights, and the Average row only when
+    # it covers all 11 datasets.
+    n_datasets = out[~out["dataset"].str.startswith(("Average", "Mean of"))].groupby("method")["dataset"].nunique()
+    comparable = (out["backbone"] == "ViT-B-16/openai") & (
+        ~out["dataset"].str.startswith("Average") | (out["dataset"] == "Average") & (out["method"].map(n_datasets) == 11)
+    )
     keys = [(m.split("@")[0].split(" ")[0], "average" if d.startswith("Average") else d)
             for m, d in zip(out["method"], out["dataset"])]  # fmt: skip
     for col, (metric, subset) in {
@@ -193,7 +199,7 @@ def with_published(table: pd.DataFrame) -> pd.DataFrame:
         "HM": ("hm", "all"),
     }.items():
         vals = [pub[(metric, subset)].get(k, np.nan) if (metric, subset) in pub else np.nan for k in keys]
-        out[f"{col} (paper)"] = vals
+        out[f"{col} (paper)"] = pd.Series(vals, index=out.index).where(comparable)
         out[f"Δ{col}"] = out[col] - out[f"{col} (paper)"]
     return out
 
@@ -207,11 +213,12 @@ def render(table: pd.DataFrame, fmt: str) -> str:
     t = table.drop(columns=[c for c in ("complete",) if c in table.columns])
     if fmt == "csv":
         return t.to_csv(index=False, float_format="%.4f")
-    if fmt == "markdown":
-        return t.to_markdown(index=False, floatfmt=".2f")
     if fmt == "latex":
         return t.to_latex(index=False, float_format="%.2f", na_rep="--")
-    return t.to_markdown(index=False, floatfmt=".2f", tablefmt="simple")
+    t = t.astype(object).where(t.notna(), None)  # tabulate leaves None cells blank, not "nan"
+    if fmt == "markdown":
+        return t.to_markdown(index=False, floatfmt=".2f", missingval="")
+    return t.to_markdown(index=False, floatfmt=".2f", tablefmt="simple", missingval="")
 
 
 def build_report(results: str | Path, suite: str | None = None, paper: bool = False) -> dict[str, pd.DataFrame]:

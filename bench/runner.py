@@ -137,7 +137,7 @@ def evaluate(
             arr = caches.images(items, backbone.image_size)
             norm = Normalizer(backbone, device)
             for i in range(0, len(arr), batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(arr[i : i + batch_size]))
+                x = torch.from_numpy(np.array(arr[i : i + batch_size]))
                 preds.append(method(images=norm(x)).argmax(-1))
     correct = (torch.cat(preds) == labels).float()
     n = len(classnames)
@@ -198,7 +198,8 @@ def run_one(
     seed_everything(spec.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    caches = Caches(Path(spec.results) / "cache", spec.config["train"]["num_workers"])
+    workers = spec.config["train"]["num_workers"] if device.type == "cuda" else 0  # CPU: workers only steal compute
+    caches = Caches(Path(spec.results) / "cache", workers)
     method_cls = get_method(spec.method)
 
     reader, splits = read_dataset(spec.train_dataset, spec.data_root)
