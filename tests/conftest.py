@@ -1,0 +1,23 @@
+"""Shared fixtures: a tiny random-weight backbone and a clean results folder. CPU only, no network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone():
+    from bench.backbone import load_backbone
+
+    return load_backbone("bench-tiny", "none")
+
+
+@pytest.fixture(scope="session")
+def vitb16():
+    """ViT-B/16 architecture with random weights (for parameter counts)."""
+    from bench.backbone import load_backbone
+
+    return load_backbone("ViT-B-16", "none")

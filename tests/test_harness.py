@@ -1,0 +1,183 @@
+"""Config merge, planning, the Dassl schedule, atomic writes and the report's conventions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from bench import plan as planlib
+from bench import report
+from bench.config import apply_options, config_hash, parse_cfg_options
+from bench.errors import ConfigError
+from bench.io import atomic_write
+from bench.trainer import lr_factor
+
+# -- config ------------------------------------------------------------------------------------------------------------
+
+
+def test_cfg_options_parse_and_type_check():
+    opts = parse_cfg_options(["train.lr=0.01", "method.ctx_init=a photo of a", "train.epochs=3", "method.csc=True"])
+    assert opts == {"train.lr": 0.01, "method.ctx_init": "a photo of a", "train.epochs": 3, "method.csc": True}
+    cfg = {"train": {"lr": 0.002, "epochs": 200}, "method": {"ctx_init": "", "csc": False}}
+    out = apply_options(cfg, opts)
+    assert out["train"] == {"lr": 0.01, "epochs": 3} and out["method"] == {"ctx_init": "a photo of a", "csc": True}
+    assert isinstance(apply_options({"train": {"lr": 0.1}}, {"train.lr": 1})["train"]["lr"], float)
+
+
+@pytest.mark.parametrize(
+    "opt, match",
+    [("train.lr=abc", "expected a float"), ("train.lrr=1", "unknown key"), ("train.epochs=1.5", "expected a int")],
+)
+def test_bad_cfg_options_are_rejected(opt, match):
+    with pytest.raises(ConfigError, match=match):
+        apply_options({"train": {"lr": 0.1, "epochs": 2}}, parse_cfg_options([opt]))
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_cfg_options(["train.lr"])
+
+
+def test_config_hash_ignores_speed_only_keys():
+    a = {"train": {"lr": 0.1, "num_workers": 4}, "eval": {"batch_size": 100}}
+    b = {"train": {"lr": 0.1, "num_workers": 0}, "eval": {"batch_size": 512}}
+    assert config_hash("coop", a) == config_hash("coop", b)
+    assert config_hash("coop", a) != config_hash("coop", {"train": {"lr": 0.2}, "eval": {}})
+
+
+# -- planning ----------------------------------------------------------------------------------------------------------
+
+
+def _plan(tmp_path, methods, protocols, **kw):
+    return planlib.plan(methods, protocols, planlib.REAL, [1, 2], None, tmp_path, tmp_path / "results", **kw)
+
+
+def test_plan_base2novel_grid(tmp_path):
+    runs = _plan(tmp_path, ["zeroshot", "coop"], ["base2novel"], datasets=["dtd", "eurosat"])
+    assert len(runs) == 2 * 2 * 2
+    assert all([(e.subset) for e in r.evals] == ["base", "novel"] and r.train_subset == "base" for r in runs)
+    coop = [r for r in runs if r.method == "coop"][0]
+    assert coop.config["train"]["epochs"] == 200 and coop.config["method"]["n_ctx"] == 4
+
+
+def test_cross_dataset_and_dg_share_one_training_when_configs_match(tmp_path):
+    runs = _plan(tmp_path, ["zeroshot"], ["cross_dataset", "domain_generalization"])
+    assert len(runs) == 2  # one per seed
+    protocols = {e.protocol for e in runs[0].evals}
+    assert protocols == {"cross_dataset", "domain_generalization"} and runs[0].train_dataset == "imagenet"
+    assert len(runs[0].evals) == 11 + 5
+    # CoOp's DG setting (16 random tokens) differs from its cross-dataset one (4 tokens): two trainings per seed
+    assert len(_plan(tmp_path, ["coop"], ["cross_dataset", "domain_generalization"])) == 4
+
+
+def test_imagenet_epochs_and_few_shot_shots(tmp_path):
+    runs = _plan(tmp_path, ["coop"], ["few_shot"], datasets=["imagenet"])
+    assert sorted({r.shots for r in runs}) == [1, 2, 4, 8, 16]
+    assert all(r.config["train"]["epochs"] == 50 for r in runs)
+
+
+def test_pending_tracks_records(tmp_path):
+    (run,) = planlib.plan(["zeroshot"], ["base2novel"], planlib.REAL, [1], [16], tmp_path, tmp_path, ["dtd"])
+    assert len(run.pending()) == 2
+    path = run.record_path(run.evals[0])
+    path.parent.mkdir(parents=True)
+    path.write_text("{}")
+    assert run.pending() == [run.evals[1]]
+
+
+@pytest.mark.parametrize("bad", ["nope", "base2novel,xyz"])
+def test_unknown_protocol(bad):
+    with pytest.raises(ConfigError, match="unknown protocol"):
+        planlib.parse_protocols(bad)
+
+
+def test_all_protocols_are_the_papers_three():
+    assert planlib.parse_protocols("all") == ["base2novel", "cross_dataset", "domain_generalization"]
+
+
+def test_unknown_dataset_lists_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match="not in the real suite; valid: imagenet"):
+        _plan(tmp_path, ["zeroshot"], ["base2novel"], datasets=["mnist"])
+
+
+# -- schedule ----------------------------------------------------------------------------------------------------------
+
+
+def test_dassl_constant_warmup_then_cosine():
+    base, warm, total = 0.002, 1e-5, 10
+    lrs = [base * lr_factor(e, total, 1, warm, base, "cosine") for e in range(total)]
+    assert lrs[0] == pytest.approx(1e-5)
+    assert lrs[1] == pytest.approx(base)  # cosine restarts at the base lr after warm-up
+    assert lrs[5] == pytest.approx(base * 0.5 * (1 + math.cos(math.pi * 4 / total)))
+    assert lrs[-1] > 0  # Dassl's last epoch is not at lr 0
+    no_warm = [lr_factor(e, 5, 0, warm, base, "cosine") for e in range(5)]
+    assert no_warm[0] == 1.0 and no_warm == sorted(no_warm, reverse=True)
+
+
+# -- atomic writes -----------------------------------------------------------------------------------------------------
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "r.json"
+
+    def boom(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, boom)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- report conventions --------------------------------------------------------------------------------------------------
+
+
+def _records(rows):
+    keys = {"config_hash": "h", "suite": "real", "shots": 16, "backbone": "ViT-B-16", "pretrained": "openai"}
+    df = pd.DataFrame([{**keys, "train_dataset": r["dataset"], **r} for r in rows])
+    return report.label_methods(df)
+
+
+def test_hm_table_uses_seed_means_and_hm_of_averages():
+    rows = []
+    for seed, (b, n) in enumerate([(80, 60), (90, 70)], 1):
+        rows += [{"method": "m", "protocol": "base2novel", "dataset": "dtd", "subset": "base", "seed": seed, "accuracy": b},
+                 {"method": "m", "protocol": "base2novel", "dataset": "dtd", "subset": "novel", "seed": seed, "accuracy": n}]  # fmt: skip
+    rows += [{"method": "m", "protocol": "base2novel", "dataset": "eurosat", "subset": s, "seed": seed, "accuracy": a}
+             for seed in (1, 2) for s, a in (("base", 100), ("novel", 40))]  # fmt: skip
+    t = report.base2novel_table(_records(rows)).set_index("dataset")
+    assert t.loc["dtd", "Base"] == 85 and t.loc["dtd", "Novel"] == 65
+    assert t.loc["dtd", "HM"] == pytest.approx(2 * 85 * 65 / 150)  # HM of the seed means, not mean of seed HMs
+    assert t.loc["Average", "Base"] == 92.5 and t.loc["Average", "Novel"] == 52.5
+    assert t.loc["Average", "HM"] == pytest.approx(2 * 92.5 * 52.5 / 145)
+    assert t.loc["Mean of per-dataset HM", "HM"] == pytest.approx((2 * 85 * 65 / 150 + 2 * 100 * 40 / 140) / 2)
+
+
+def test_missing_runs_are_listed_and_left_out_of_averages():
+    rows = [{"method": "m", "protocol": "base2novel", "dataset": d, "subset": s, "seed": 1, "accuracy": 50.0}
+            for d in ("dtd", "eurosat") for s in ("base", "novel")]  # fmt: skip
+    recs = _records(rows)
+    planned = recs[report.KEY].copy()
+    extra = planned[planned["dataset"] == "eurosat"].assign(seed=2)
+    planned = pd.concat([planned, extra])
+    missing = report.missing_runs(recs, planned)
+    assert len(missing) == 2 and set(missing["seed"]) == {2}
+    t = report.base2novel_table(recs, missing).set_index("dataset")
+    assert "Average (1 complete datasets)" in t.index
+    assert not t.loc["eurosat", "complete"]
+
+
+def test_transfer_table_average_is_mean_of_targets():
+    rows = [{"method": "m", "protocol": "cross_dataset", "dataset": d, "subset": "all", "seed": 1, "accuracy": a,
+             "train_dataset": "imagenet"} for d, a in (("imagenet", 70), ("dtd", 40), ("eurosat", 50))]  # fmt: skip
+    df = _records(rows).assign(train_dataset="imagenet")
+    t = report.transfer_table(df, "cross_dataset")
+    assert list(t.columns[1:4]) == ["imagenet", "dtd", "eurosat"]
+    assert t["Average"].iloc[0] == 45
+
+
+def test_manifest_roundtrip(tmp_path):
+    keys = [{k: 1 for k in report.KEY}]
+    report.write_manifest(tmp_path, keys)
+    assert len(report.load_manifest(tmp_path)) == 1
+    assert json.loads(next((tmp_path / "plans").glob("*.json")).read_text()) == keys
