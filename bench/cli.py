@@ -273,6 +273,32 @@ def list_(
             raise ConfigError(f"bench list {what!r}: use methods, datasets or protocols")
 
 
+@app.command()
+def perf(
+    method: Annotated[str, typer.Option("--method", "-m", help="Comma list or 'all'.")] = "zeroshot,coop",
+    backbone: Annotated[str, typer.Option(help="open_clip architecture.")] = "ViT-B-16",
+    pretrained: Annotated[str, typer.Option(help="Weights (none = random, fine for speed).")] = "none",
+    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if available).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
+    steps: Annotated[int, typer.Option(help="Timed training steps.")] = 10,
+) -> None:
+    """Throughput: training and evaluation images/s per method, and the harness's overhead over a bare loop."""
+    from bench.perf import measure
+    from bench.registry import METHODS, parse_names
+
+    with user_errors():
+        dev = device or _default_device()
+        table = Table("method", "trainable", "train img/s (bare)", "train img/s (harness)", "overhead", "eval img/s",
+                      title=f"{backbone}/{pretrained} on {dev}, batch {batch_size}")  # fmt: skip
+        for name in parse_names(method, METHODS):
+            r = measure(name, backbone, pretrained, dev, batch_size, steps)
+            cells = [f"{r[k]:,.0f}" if k in r else "-" for k in
+                     ("train_bare_img_s", "train_harness_img_s", "harness_overhead_pct", "eval_img_s")]  # fmt: skip
+            cells[2] += "%" if cells[2] != "-" else ""
+            table.add_row(name, f"{int(r['trainable_params']):,}", *cells)
+        console.print(table)
+
+
 def _mount_subapps() -> None:
     for module, attr, name in (("bench.dataprep", "data_app", "data"), ("bench.datasets.toy.cli", "toy_app", "toy")):
         try:
