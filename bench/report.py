@@ -189,7 +189,8 @@ def with_published(table: pd.DataFrame) -> pd.DataFrame:
     # it covers all 11 datasets.
     n_datasets = out[~out["dataset"].str.startswith(("Average", "Mean of"))].groupby("method")["dataset"].nunique()
     comparable = (out["backbone"] == "ViT-B-16/openai") & (
-        ~out["dataset"].str.startswith("Average") | (out["dataset"] == "Average") & (out["method"].map(n_datasets) == 11)
+        ~out["dataset"].str.startswith("Average")
+        | (out["dataset"] == "Average") & (out["method"].map(n_datasets) == 11)
     )
     keys = [(m.split("@")[0].split(" ")[0], "average" if d.startswith("Average") else d)
             for m, d in zip(out["method"], out["dataset"])]  # fmt: skip
