@@ -36,7 +36,7 @@ from bench.datasets.base import (
     subsample_classes,
     subset_classnames,
 )
-from bench.errors import DataError
+from bench.errors import BenchError, DataError
 from bench.io import atomic_write, atomic_write_json, lock
 from bench.method import Method
 from bench.plan import RunSpec
@@ -188,7 +188,17 @@ def run_one(
     spec: RunSpec, device: str | torch.device = "cpu", progress: Progress | None = None, force: bool = False
 ) -> int:
     """Execute one RunSpec; returns the number of records written."""
-    device = torch.device(device)
+    try:
+        return _run_one(spec, torch.device(device), progress, force)
+    except torch.OutOfMemoryError:
+        bs = spec.config["train"]["batch_size"]
+        raise BenchError(
+            f"{spec.label}: out of GPU memory; lower the batch size (--cfg-options train.batch_size={max(1, bs // 2)}) "
+            f"or evaluation batch (eval.batch_size), or use train.precision=bf16"
+        ) from None
+
+
+def _run_one(spec: RunSpec, device: torch.device, progress: Progress | None, force: bool) -> int:
     say = progress or (lambda msg: None)
     todo = spec.evals if force else spec.pending()
     if not todo:
