@@ -1,3 +1,3 @@
 """The methods, one module each; importing this registers them all."""
 
-from bench.methods import coop, zeroshot  # noqa: F401  (registration side effects)
+from bench.methods import clip_adapter, coop, maple, mma, rmadapter, tip_adapter, zeroshot  # noqa: F401  (registration side effects)

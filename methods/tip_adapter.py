@@ -1,0 +1,265 @@
+"""Tip-Adapter and Tip-Adapter-F (Zhang et al., ECCV 2022; gaopengcuhk/Tip-Adapter): a key-value cache of few-shot
+features added to zero-shot CLIP.
+
+Differences from the official code, on purpose: α/β (and Tip-F's epoch) are chosen on the **validation** split only
+(the official ImageNet search and Tip-F's epoch selection use test, peers.md §4/§10), and the cache holds the training
+classes only, so for classes without cache entries — the novel half of base-to-novel, other datasets in
+cross-dataset and domain generalisation — **Tip-Adapter reduces to zero-shot CLIP**: the cache term is added only
+when the classifier's classes are exactly the classes the cache was built from.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from bench.backbone import Backbone, normalize
+from bench.registry import METHODS
+
+from .zeroshot import ZeroShotCLIP
+
+if TYPE_CHECKING:
+    from bench.runner import FitContext
+
+# configs/*.yaml (init_beta 1 everywhere): dataset -> (init_alpha, search_scale [beta, alpha]).
+TIP_CONFIGS: dict[str, tuple[float, list[float]]] = {
+    "caltech101": (3.0, [12.0, 5.0]),
+    "dtd": (2.0, [13.0, 13.0]),
+    "eurosat": (2.0, [12.0, 10.0]),
+    "fgvc_aircraft": (5.0, [30.0, 30.0]),
+    "food101": (1.17, [10.0, 10.0]),
+    "imagenet": (1.17, [7.0, 3.0]),
+    "oxford_flowers": (10.0, [50.0, 50.0]),
+    "oxford_pets": (1.17, [7.0, 3.0]),
+    "stanford_cars": (3.0, [20.0, 10.0]),
+    "sun397": (1.17, [12.0, 10.0]),
+    "ucf101": (3.0, [7.0, 3.0]),
+}
+DEFAULT_TIP = (1.17, [12.0, 10.0])  # datasets without an official config (toy suite): SUN397's, a middle setting
+
+
+def cache_logits(features: Tensor, keys: Tensor, values: Tensor, beta: float | Tensor) -> Tensor:
+    """``exp(-β(1 - f·Kᵀ))·V`` for L2-normalised features ``f`` (N, D), keys (M, D), one-hot values (M, C)."""
+    affinity = features @ keys.t()
+    return torch.exp(-beta * (1.0 - affinity)) @ values
+
+
+def tip_logits(
+    features: Tensor, text: Tensor, keys: Tensor, values: Tensor, alpha: float, beta: float, scale: float | Tensor
+) -> Tensor:
+    """``scale·f·Wᵀ + α·exp(-β(1 - f·Kᵀ))·V`` (main.py; the official ``scale`` is 100 = CLIP's logit scale)."""
+    return scale * features @ text.t() + alpha * cache_logits(features, keys, values, beta)
+
+
+def grid(scale: float, steps: int) -> list[float]:
+    """utils.py ``search_hp``: ``[i·(scale-0.1)/steps + 0.1 for i < steps]``."""
+    return [i * (scale - 0.1) / steps + 0.1 for i in range(steps)]
+
+
+@torch.no_grad()
+def search_alpha_beta(
+    clip_logits: Tensor,
+    affinity: Tensor,
+    values: Tensor,
+    labels: Tensor,
+    betas: list[float],
+    alphas: list[float],
+) -> tuple[float, float, float]:
+    """(α, β, accuracy %) maximising accuracy over the grid, first best in β-major order as ``search_hp``."""
+    best = (-1.0, alphas[0], betas[0])
+    for beta in betas:
+        cache = torch.exp(-beta * (1.0 - affinity)) @ values
+        a = torch.tensor(alphas, dtype=cache.dtype, device=cache.device).view(-1, 1, 1)
+        acc = ((clip_logits.unsqueeze(0) + a * cache.unsqueeze(0)).argmax(-1) == labels).float().mean(-1) * 100
+        i = int(acc.argmax())  # first maximum = smallest alpha, as the strict ">" of the official loop
+        if acc[i].item() > best[0]:
+            best = (acc[i].item(), alphas[i], beta)
+    return best[1], best[2], best[0]
+
+
+@METHODS.register_module(name="tip_adapter")
+class TipAdapter(ZeroShotCLIP):
+    """Training-free cache model: keys = few-shot features (mean of 10 augmented passes), values = one-hot labels.
+
+    For classes without cache entries (novel classes, other datasets) this is zero-shot CLIP (see module docstring).
+    """
+
+    frozen_image_encoder: ClassVar[bool] = True
+    trains: ClassVar[bool] = False
+
+    @classmethod
+    def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
+        init_alpha, scale = TIP_CONFIGS.get(dataset, DEFAULT_TIP)
+        method = {
+            "ensemble": dataset == "imagenet",  # main_imagenet.py: 7-template ensemble; others one template
+            "augment_passes": 10,  # augment_epoch: 10
+            "init_alpha": init_alpha,
+            "init_beta": 1.0,  # init_beta: 1
+            "search": True,
+            "search_scale": scale,  # [beta max, alpha max]
+            "search_step": [200, 20],  # search_step: [200, 20]
+        }
+        # Cache/train transform: RandomResizedCrop(224, scale=(0.5, 1), bicubic) + flip (main.py).
+        return {"method": method, "train": {"rrc_scale_min": 0.5}}
+
+    def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
+        super().__init__(backbone, cfg, n_cls)
+        self.alpha = float(cfg["method"]["init_alpha"])
+        self.beta = float(cfg["method"]["init_beta"])
+        self.cache_classnames: list[str] = []
+        self.register_buffer("cache_keys", torch.zeros(0, backbone.embed_dim))
+        self.register_buffer("cache_values", torch.zeros(0, 0))
+
+    # -- cache ---------------------------------------------------------------------------------------------------
+    def _allocate(self, n_keys: int, n_cls: int) -> None:
+        device = self.cache_values.device
+        self.cache_keys = torch.zeros(n_keys, self.backbone.embed_dim, device=device)
+        self.cache_values = torch.zeros(n_keys, n_cls, device=device)
+
+    def keys(self) -> Tensor:
+        return self.cache_keys
+
+    def text_features(self) -> Tensor:
+        """The text encoder is frozen: encode the class prompts once per class list, in training too."""
+        if self._text_cache is None:
+            self._text_cache = self.compute_text_features()
+        return self._text_cache
+
+    def cache_active(self) -> bool:
+        return len(self.cache_values) > 0 and self.classnames == self.cache_classnames
+
+    @torch.no_grad()
+    def before_training(self, ctx: FitContext) -> None:
+        passes = self.cfg["method"]["augment_passes"]
+        # ctx.features has no RRC scale argument; the cache call it wraps does (train.rrc_scale_min, Tip's 0.5).
+        feats = ctx.caches.features(
+            ctx.backbone,
+            ctx.train,
+            ctx.device,
+            "rrc_flip",
+            passes,
+            ctx.seed,
+            scale_min=self.cfg["train"]["rrc_scale_min"],
+        )
+        keys = normalize(torch.stack(feats).mean(0))  # build_cache_model: mean of the augmented passes, normalised
+        labels = ctx.labels(ctx.train)
+        self._allocate(len(keys), len(ctx.classnames))
+        self.cache_keys.copy_(keys.to(self.cache_keys.device))
+        self.cache_values.copy_(nn.functional.one_hot(labels, len(ctx.classnames)).float())
+        self.cache_classnames = list(self.classnames)
+
+    # -- logits --------------------------------------------------------------------------------------------------
+    def logits_from_features(self, image_features: Tensor) -> Tensor:
+        f = normalize(image_features)
+        text = normalize(self.text_features())
+        if not self.cache_active():
+            return self.backbone.logit_scale() * f @ text.t()
+        return tip_logits(
+            f, text, self.keys().float(), self.cache_values, self.alpha, self.beta, self.backbone.logit_scale()
+        )
+
+    # -- validation-only α/β search ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def search(self, ctx: FitContext) -> None:
+        m = self.cfg["method"]
+        ctx.info.update({"alpha": self.alpha, "beta": self.beta, "search": "off"})
+        if not m["search"]:
+            return
+        if not ctx.val:
+            ctx.info["search"] = "skipped: empty validation split, initial alpha/beta kept"
+            return
+        was_training = self.training
+        self.eval()
+        f = normalize(ctx.features(ctx.val)[0].to(ctx.device))
+        labels = ctx.labels(ctx.val).to(ctx.device)
+        clip = self.backbone.logit_scale() * f @ normalize(self.text_features()).t()
+        affinity = f @ self.keys().float().t()
+        betas = grid(m["search_scale"][0], m["search_step"][0])
+        alphas = grid(m["search_scale"][1], m["search_step"][1])
+        self.alpha, self.beta, acc = search_alpha_beta(clip, affinity, self.cache_values, labels, betas, alphas)
+        ctx.info.update({"alpha": self.alpha, "beta": self.beta, "search": "val", "val_accuracy": acc})
+        self.train(was_training)
+
+    def after_training(self, ctx: FitContext) -> None:
+        self.search(ctx)
+
+    # -- checkpointing: the cache's size depends on the data, so it is rebuilt from the checkpoint's shapes ----------
+    def extra_state(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "beta": self.beta, "cache_classnames": self.cache_classnames}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.alpha = state.get("alpha", self.alpha)
+        self.beta = state.get("beta", self.beta)
+        self.cache_classnames = state.get("cache_classnames", [])
+
+    def load_learned_state_dict(self, ckpt: dict[str, Any]) -> None:
+        self._allocate(*ckpt["state"]["cache_values"].shape)
+        super().load_learned_state_dict(ckpt)
+
+
+@METHODS.register_module(name="tip_adapter_f")
+class TipAdapterF(TipAdapter):
+    """Tip-Adapter-F: the cache keys become a learnable ``Linear(D, N·K)`` initialised from the cache, trained with CE.
+
+    Epoch chosen by validation accuracy (the official code picks the best *test* epoch), then α/β searched on val.
+    """
+
+    trains: ClassVar[bool] = True
+    parameter_note: ClassVar[str] = "N·K×D (cache keys: classes × shots × embed dim)"
+
+    @classmethod
+    def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
+        cfg = super().default_config(protocol, dataset)
+        cfg["train"].update(
+            {
+                "optimizer": "adamw",
+                "lr": 0.001,  # configs/*.yaml lr: 0.001
+                "eps": 1e-4,  # torch.optim.AdamW(..., eps=1e-4)
+                "adamw_weight_decay": 0.01,  # PyTorch AdamW default, not overridden
+                "epochs": 100 if dataset == "eurosat" else 20,  # train_epoch: 20 (EuroSAT 100)
+                "batch_size": 256,  # train_loader_F batch_size 256, shuffled
+                "scheduler": "cosine",
+                "scheduler_step": "iter",  # CosineAnnealingLR(T_max=train_epoch * len(loader)), stepped per iter
+                "warmup_epochs": 0,
+                "augment": "rrc_flip",
+                "feature_passes": 10,  # cycles the cache's own 10 augmented passes
+            }
+        )
+        cfg["method"]["select_epoch"] = True  # best epoch on val (official: on test)
+        return cfg
+
+    def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
+        super().__init__(backbone, cfg, n_cls)
+        self.adapter = nn.Parameter(torch.zeros(0, backbone.embed_dim))
+        self._best: tuple[float, int, Tensor] | None = None
+
+    def keys(self) -> Tensor:
+        return self.adapter if len(self.adapter) else self.cache_keys
+
+    def _allocate(self, n_keys: int, n_cls: int) -> None:
+        super()._allocate(n_keys, n_cls)
+        self.adapter = nn.Parameter(torch.zeros(n_keys, self.backbone.embed_dim, device=self.cache_keys.device))
+
+    def before_training(self, ctx: FitContext) -> None:
+        super().before_training(ctx)
+        with torch.no_grad():
+            self.adapter.copy_(self.cache_keys)  # adapter.weight = cache_keys.t()
+        self._best = None
+
+    def after_epoch(self, ctx: FitContext, epoch: int) -> None:
+        if not self.cfg["method"]["select_epoch"] or not ctx.val:
+            return
+        acc = ctx.evaluate(self, ctx.val)
+        if self._best is None or acc > self._best[0]:
+            self._best = (acc, epoch + 1, self.adapter.detach().clone())
+
+    def after_training(self, ctx: FitContext) -> None:
+        if self._best is not None:
+            acc, epoch, weights = self._best
+            with torch.no_grad():
+                self.adapter.copy_(weights)
+            ctx.info.update({"best_epoch": epoch, "best_epoch_val_accuracy": acc})
+            self._best = None
+        self.search(ctx)
