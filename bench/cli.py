@@ -313,3 +313,7 @@ _mount_subapps()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

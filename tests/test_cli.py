@@ -1,0 +1,193 @@
+"""End to end through the real CLI (Typer's CliRunner) on a generated CoOp-layout $DATA and a tiny random CLIP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from coop_fixture import make_coop_data
+from typer.testing import CliRunner
+
+from bench.cli import app
+
+TINY = ["--backbone", "bench-tiny", "--pretrained", "none", "--seeds", "1"]
+DATASETS = ["dtd", "eurosat", "imagenet", "imagenetv2", "imagenet_sketch"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_coop_data(tmp_path_factory.mktemp("data"), names=DATASETS)
+
+
+def bench(*args: str | Path):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result
+
+
+def run_args(data: Path, results: Path, *extra: str) -> list:
+    return ["run", "--data-root", data, "--results", results, *TINY, *extra]
+
+
+def records(results: Path) -> list[Path]:
+    return sorted((results / "records").rglob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def sweep(data, tmp_path_factory):
+    """zeroshot + CoOp over all three protocols, one seed, 2 epochs."""
+    results = tmp_path_factory.mktemp("results")
+    args = run_args(data, results, "--method", "zeroshot,coop", "--protocol", "all",
+                    "--datasets", "dtd,eurosat,imagenetv2,imagenet_sketch", "--cfg-options", "train.epochs=2")  # fmt: skip
+    r = bench(*args)
+    assert r.exit_code == 0, r.output
+    return results, args
+
+
+def test_sweep_writes_one_record_per_evaluation(sweep):
+    results, _ = sweep
+    recs = records(results)
+    # per method: B2N 2 datasets x base/novel = 4; cross-dataset imagenet + 2 targets = 3; DG imagenet + 2 variants = 3
+    assert len(recs) == 2 * (4 + 3 + 3)
+    r = json.loads(next(p for p in recs if "coop" in str(p) and "dtd__novel" in str(p)).read_text())
+    for key in ("accuracy", "per_class_accuracy", "split_hash", "config", "versions", "git_revision", "timing"):
+        assert key in r
+    assert r["random_init"] is True and r["pretrained"] == "none"
+    assert r["config"]["train"]["epochs"] == 2 and r["config"]["method"]["n_ctx"] == 4
+    assert r["trainable_params"] == 4 * 64 and 0 <= r["accuracy"] <= 100
+    assert len(r["per_class_accuracy"]) == 3  # novel half of 6 classes
+    # the few-shot draw is stored portably: paths relative to the data root
+    split = json.loads(next((results / "splits").rglob("shot16_seed1.json")).read_text())
+    assert not any(Path(p).is_absolute() for p, _, _ in split["train"]) and len(split["hash"]) == 16
+
+
+def test_report_prints_the_three_tables(sweep):
+    results, _ = sweep
+    r = bench("report", "--results", results)
+    assert r.exit_code == 0, r.output
+    for text in ("Base-to-novel", "Average", "Mean of per-dataset HM", "Cross-dataset", "Domain generalisation",
+                 "coop (random init)", "imagenet_sketch"):  # fmt: skip
+        assert text in r.output
+    md = bench("report", "--results", results, "--format", "markdown")
+    assert md.exit_code == 0 and "| dataset" in md.output
+    out = results / "report"
+    assert bench("report", "--results", results, "--out", out).exit_code == 0
+    assert (out / "base2novel.csv").exists() and (out / "cross_dataset.tex").exists()
+
+
+def test_rerun_skips_done_runs_and_resumes_a_deleted_record(sweep):
+    results, args = sweep
+    again = bench(*args)
+    assert again.exit_code == 0 and "0 to run" in again.output
+    victim = next(p for p in records(results) if "coop" in str(p) and "eurosat__base" in str(p))
+    others = {p: p.stat().st_mtime_ns for p in records(results) if p != victim}
+    ckpts = {p: p.stat().st_mtime_ns for p in (results / "checkpoints").rglob("*.pt")}
+    victim.unlink()
+    dry = bench(*args, "--dry-run")
+    assert dry.exit_code == 0 and "1 to run" in dry.output and not victim.exists()
+    again = bench(*args)
+    assert again.exit_code == 0, again.output
+    assert victim.exists()
+    assert {p: p.stat().st_mtime_ns for p in others} == others  # nothing else was rewritten
+    assert {p: p.stat().st_mtime_ns for p in ckpts} == ckpts  # evaluated from the checkpoint, not retrained
+
+
+def test_same_seed_gives_the_same_numbers(data, tmp_path):
+    accs = []
+    for i in range(2):
+        res = tmp_path / f"r{i}"
+        r = bench(*run_args(data, res, "--method", "coop", "--datasets", "dtd", "--cfg-options", "train.epochs=2"))
+        assert r.exit_code == 0, r.output
+        accs.append([json.loads(p.read_text())["accuracy"] for p in records(res)])
+    assert accs[0] == accs[1]
+
+
+def test_list_commands():
+    r = bench("list", "datasets")
+    assert r.exit_code == 0 and "imagenet_sketch" in r.output and "{} texture." in r.output
+    assert "few_shot" in bench("list", "protocols").output
+
+
+# -- bad input: one clear line, exit code 2, no record ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--method", "nosuch"], "unknown method 'nosuch'; valid names:"),
+        (["--protocol", "sideways"], "unknown protocol 'sideways'"),
+        (["--datasets", "mnist"], "not in the real suite"),
+        (["--cfg-options", "train.lr=fast"], "train.lr='fast': expected a float"),
+        (["--cfg-options", "train.nope=1"], "unknown key"),
+        (["--seeds", "one"], "--seeds 'one'"),
+    ],
+)
+def test_bad_arguments(data, tmp_path, extra, message):
+    r = bench(*run_args(data, tmp_path, "--method", "zeroshot", "--datasets", "dtd"), *extra)
+    assert r.exit_code == 2, r.output
+    assert message in r.output.replace("\n", " ")
+    assert not (tmp_path / "records").exists()
+
+
+def test_missing_data_root(tmp_path):
+    r = bench(*run_args(tmp_path / "nowhere", tmp_path, "--datasets", "dtd"))
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_missing_dataset_folder(data, tmp_path):
+    r = bench(*run_args(data, tmp_path, "--datasets", "oxford_pets"))
+    assert r.exit_code == 2 and "oxford_pets" in r.output
+    assert not (tmp_path / "records").exists()
+
+
+def test_malformed_split_file(tmp_path):
+    root = make_coop_data(tmp_path / "data", names=["dtd"])
+    (root / "dtd" / "split_zhou_DescribableTextures.json").write_text('{"train": [["a.jpg", 0]]')
+    r = bench(*run_args(root, tmp_path / "res", "--datasets", "dtd"))
+    assert r.exit_code == 2 and "split_zhou_DescribableTextures.json" in r.output
+    assert not (tmp_path / "res" / "records").exists()
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    root = make_coop_data(tmp_path / "data", names=["dtd"])
+    split = json.loads((root / "dtd" / "split_zhou_DescribableTextures.json").read_text())
+    bad = root / "dtd" / "images" / split["test"][0][0]
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated file
+    r = bench(*run_args(root, tmp_path / "res", "--datasets", "dtd", "--method", "zeroshot"))
+    assert r.exit_code == 2, r.output
+    assert bad.name in r.output.replace("\n", "")
+    assert not list((tmp_path / "res").rglob("*.tmp"))  # nothing half written
+
+
+def test_nan_loss_stops_with_the_fix(data, tmp_path):
+    r = bench(*run_args(data, tmp_path, "--method", "coop", "--datasets", "dtd",
+                        "--cfg-options", "train.lr=1e400", "train.epochs=3", "train.warmup_epochs=0"))  # fmt: skip
+    assert r.exit_code == 2 and "train.lr" in r.output
+    assert not (tmp_path / "records").exists()
+
+
+# -- interruption --------------------------------------------------------------------------------------------------------
+
+
+def test_kill_9_mid_sweep_then_rerun_completes_without_partial_records(data, tmp_path):
+    results = tmp_path / "res"
+    cmd = [sys.executable, "-m", "bench.cli", *map(str, run_args(data, results, "--method", "coop",
+           "--datasets", "dtd,eurosat", "--seeds", "1,2", "--cfg-options", "train.epochs=30"))]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(records(results)) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(records(results))
+    assert 2 <= done_before < 8
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    recs = records(results)
+    assert len(recs) == 8 and all(json.loads(p.read_text())["accuracy"] >= 0 for p in recs)
+    assert not list(results.rglob("*.tmp"))
