@@ -510,6 +510,9 @@ def prepare(name: str, root: str | Path) -> bool:
 
                 part = fetch(SUN397_PARTITIONS.url, root / ".sources" / name / SUN397_PARTITIONS.path)
                 extract_archive(str(part), str(reader.dataset_path))
+                for f in ("Training_01.txt", "Testing_01.txt"):  # the zip may hold a Partitions/ folder
+                    if (reader.dataset_path / "Partitions" / f).exists():
+                        link(reader.dataset_path / "Partitions" / f, reader.dataset_path / f)
             reader.read()  # builds the split by CoOp's rules and writes it
             warn_generated(name, split_path)
     reader.read()
