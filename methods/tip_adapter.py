@@ -109,6 +109,8 @@ class TipAdapter(ZeroShotCLIP):
         self.alpha = float(cfg["method"]["init_alpha"])
         self.beta = float(cfg["method"]["init_beta"])
         self.cache_classnames: list[str] = []
+        self._frozen_text: Tensor | None = None
+        self._frozen_key: tuple = ()
         self.register_buffer("cache_keys", torch.zeros(0, backbone.embed_dim))
         self.register_buffer("cache_values", torch.zeros(0, 0))
 
@@ -122,10 +124,11 @@ class TipAdapter(ZeroShotCLIP):
         return self.cache_keys
 
     def text_features(self) -> Tensor:
-        """The text encoder is frozen: encode the class prompts once per class list, in training too."""
-        if self._text_cache is None:
-            self._text_cache = self.compute_text_features()
-        return self._text_cache
+        """The text encoder is frozen: encode the class prompts once per class list, across train/eval switches."""
+        key = (tuple(self.classnames), self.template)
+        if self._frozen_text is None or self._frozen_key != key:
+            self._frozen_text, self._frozen_key = self.compute_text_features(), key
+        return self._frozen_text
 
     def cache_active(self) -> bool:
         return len(self.cache_values) > 0 and self.classnames == self.cache_classnames

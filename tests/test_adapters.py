@@ -14,7 +14,6 @@ from bench.adapters import (
     grad_scale,
     layer_range,
 )
-from bench.backbone import load_backbone
 from bench.deep_prompts import replace_tokens
 from bench.errors import ConfigError
 
@@ -24,9 +23,9 @@ def close(a: torch.Tensor, b: torch.Tensor) -> None:
     torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5 * float(b.abs().max()))
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return load_backbone("bench-tiny", "none")
+@pytest.fixture
+def tiny(tiny_backbone):
+    return tiny_backbone  # conftest's session-wide bench-tiny (4 blocks, random weights)
 
 
 def test_grad_scale_is_identity_forward_and_scales_backward():

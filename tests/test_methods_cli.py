@@ -1,0 +1,51 @@
+"""Every new method completes base-to-novel, cross-dataset and DG through the CLI on the generated CoOp fixture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from coop_fixture import make_coop_data
+from typer.testing import CliRunner
+
+from bench.cli import app
+
+# bench-tiny has 4 blocks: adapters and deep prompts are placed inside it; one epoch keeps this quick.
+METHODS = {
+    "clip_adapter": ["train.epochs=1", "train.feature_passes=2"],
+    "tip_adapter": ["method.augment_passes=2", "method.ensemble=false"],
+    "tip_adapter_f": ["train.epochs=2", "method.augment_passes=2", "train.feature_passes=2", "method.ensemble=false"],
+    "maple": ["train.epochs=1", "method.prompt_depth=2"],
+    "mma": ["train.epochs=1", "method.adapter_start=3", "method.adapter_end=4", "method.adapter_dim=8"],
+    "rmadapter": ["train.epochs=1", "method.adapter_start=3", "method.adapter_end=4", "method.adapter_dim=8"],
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_coop_data(tmp_path_factory.mktemp("data"), names=["dtd", "imagenet", "imagenetv2"])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """One results folder for all methods: records are per method, the image and feature caches are shared."""
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_method_runs_all_protocols(data, results, method):
+    args = ["run", "--data-root", data, "--results", results, "--backbone", "bench-tiny", "--pretrained", "none",
+            "--seeds", "1", "--shots", "2", "--method", method, "--protocol", "all",
+            "--datasets", "dtd,imagenetv2", "--cfg-options", *METHODS[method]]  # fmt: skip
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(p.read_text()) for p in (results / "records").rglob("*.json")]
+    recs = [r for r in recs if r["method"] == method]
+    # B2N: dtd base/novel; cross-dataset: imagenet + dtd; DG: imagenet + imagenetv2
+    assert len(recs) == 2 + 2 + 2
+    assert {r["protocol"] for r in recs} == {"base2novel", "cross_dataset", "domain_generalization"}
+    assert all(0 <= r["accuracy"] <= 100 for r in recs)
+    if method.startswith("tip"):
+        info = recs[0]["method_info"]
+        assert "alpha" in info and "beta" in info
