@@ -3,9 +3,11 @@ features added to zero-shot CLIP.
 
 Differences from the official code, on purpose: α/β (and Tip-F's epoch) are chosen on the **validation** split only
 (the official ImageNet search and Tip-F's epoch selection use test, peers.md §4/§10), and the cache holds the training
-classes only, so for classes without cache entries — the novel half of base-to-novel, other datasets in
-cross-dataset and domain generalisation — **Tip-Adapter reduces to zero-shot CLIP**: the cache term is added only
-when the classifier's classes are exactly the classes the cache was built from.
+classes only, so for classes without cache entries — the novel half of base-to-novel, the other datasets of
+cross-dataset — **Tip-Adapter reduces to zero-shot CLIP**. The cache term is added only when *every* class of the
+classifier has cache entries (matched by class name): the training classes themselves (base classes, ImageNet and
+ImageNet-V2/-Sketch in domain generalisation) or a subset of them (ImageNet-A/-R's 200 classes); if any class has
+none, no class gets a cache bonus and the prediction is zero-shot CLIP's.
 """
 
 from __future__ import annotations
@@ -130,8 +132,17 @@ class TipAdapter(ZeroShotCLIP):
             self._frozen_text, self._frozen_key = self.compute_text_features(), key
         return self._frozen_text
 
-    def cache_active(self) -> bool:
-        return len(self.cache_values) > 0 and self.classnames == self.cache_classnames
+    def cache_values_for_classes(self) -> Tensor | None:
+        """The cache's one-hot values for the classifier's classes (matched by name), or ``None`` — zero-shot — when
+        any class has no cache entries, so that no class gets a cache bonus the others cannot get."""
+        if not len(self.cache_values):
+            return None
+        if self.classnames == self.cache_classnames:
+            return self.cache_values
+        index = {c: i for i, c in enumerate(self.cache_classnames)}
+        if any(c not in index for c in self.classnames):
+            return None
+        return self.cache_values[:, [index[c] for c in self.classnames]]
 
     @torch.no_grad()
     def before_training(self, ctx: FitContext) -> None:
@@ -157,11 +168,10 @@ class TipAdapter(ZeroShotCLIP):
     def logits_from_features(self, image_features: Tensor) -> Tensor:
         f = normalize(image_features)
         text = normalize(self.text_features())
-        if not self.cache_active():
+        values = self.cache_values_for_classes()
+        if values is None:
             return self.backbone.logit_scale() * f @ text.t()
-        return tip_logits(
-            f, text, self.keys().float(), self.cache_values, self.alpha, self.beta, self.backbone.logit_scale()
-        )
+        return tip_logits(f, text, self.keys().float(), values, self.alpha, self.beta, self.backbone.logit_scale())
 
     # -- validation-only α/β search ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -210,7 +220,7 @@ class TipAdapterF(TipAdapter):
     """
 
     trains: ClassVar[bool] = True
-    parameter_note: ClassVar[str] = "N·K×D (cache keys: classes × shots × embed dim)"
+    parameter_note: ClassVar[str] = "N·K×D (data-dependent)"
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
