@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.backbone import load_backbone
 from bench.config import BASE_CONFIG, deep_merge
+from bench.errors import ConfigError
 from bench.registry import get_method
 
 
@@ -23,6 +24,9 @@ def count_parameters(arch: str, names: list[str], n_cls: int = 100) -> list[tupl
         if size_note:
             rows.append((name, size_note, cls.frozen_image_encoder, doc))
             continue
-        method = cls(backbone, cfg, n_cls=n_cls)
-        rows.append((name, f"{method.num_trainable():,}", cls.frozen_image_encoder, doc))
+        try:
+            count = f"{cls(backbone, cfg, n_cls=n_cls).num_trainable():,}"
+        except (ConfigError, ValueError) as e:  # e.g. prompt depth 9 on a 6-block backbone
+            count = f"n/a ({e})"
+        rows.append((name, count, cls.frozen_image_encoder, doc))
     return rows

@@ -62,9 +62,12 @@ class FitContext:
     eval_batch_size: int = 256
     info: dict[str, Any] = field(default_factory=dict)  # methods may report choices here (e.g. Tip's alpha/beta)
 
-    def features(self, items: Sequence[Datum], augment: str | None = None, passes: int = 1) -> list[Tensor]:
-        """Frozen image features of ``items`` (test preprocessing, or ``passes`` augmented passes)."""
-        return self.caches.features(self.backbone, items, self.device, augment, passes, self.seed)
+    def features(
+        self, items: Sequence[Datum], augment: str | None = None, passes: int = 1, scale_min: float = 0.08
+    ) -> list[Tensor]:
+        """Frozen image features of ``items`` (test preprocessing, or ``passes`` augmented passes with
+        RandomResizedCrop scale ``(scale_min, 1)``)."""
+        return self.caches.features(self.backbone, items, self.device, augment, passes, self.seed, scale_min)
 
     def labels(self, items: Sequence[Datum]) -> Tensor:
         return torch.tensor([d.label for d in items], dtype=torch.long)

@@ -124,9 +124,7 @@ class _batches:
         self.gen = torch.Generator().manual_seed(ctx.seed)
         if method.frozen_image_encoder:
             augment = None if cfg["augment"] == "none" else cfg["augment"]
-            # through the cache directly: FitContext.features has no RRC scale, and Tip-Adapter-F needs (0.5, 1)
-            self.features = ctx.caches.features(ctx.backbone, ctx.train, ctx.device, augment, cfg["feature_passes"],
-                                                ctx.seed, scale_min=cfg["rrc_scale_min"])  # fmt: skip
+            self.features = ctx.features(ctx.train, augment, cfg["feature_passes"], cfg["rrc_scale_min"])
             self.labels = torch.tensor([d.label for d in ctx.train])
         else:
             tf = train_transform(ctx.backbone.image_size, cfg["augment"], cfg["rrc_scale_min"])

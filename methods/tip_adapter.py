@@ -147,16 +147,7 @@ class TipAdapter(ZeroShotCLIP):
     @torch.no_grad()
     def before_training(self, ctx: FitContext) -> None:
         passes = self.cfg["method"]["augment_passes"]
-        # ctx.features has no RRC scale argument; the cache call it wraps does (train.rrc_scale_min, Tip's 0.5).
-        feats = ctx.caches.features(
-            ctx.backbone,
-            ctx.train,
-            ctx.device,
-            "rrc_flip",
-            passes,
-            ctx.seed,
-            scale_min=self.cfg["train"]["rrc_scale_min"],
-        )
+        feats = ctx.features(ctx.train, "rrc_flip", passes, scale_min=self.cfg["train"]["rrc_scale_min"])
         keys = normalize(torch.stack(feats).mean(0))  # build_cache_model: mean of the augmented passes, normalised
         labels = ctx.labels(ctx.train)
         self._allocate(len(keys), len(ctx.classnames))

@@ -75,21 +75,17 @@ class StubContext:
         self.classnames = CLASSNAMES[:n_cls]
         self.info: dict = {}
         self.requested: list[list[Datum]] = []
-        self.caches = self
 
     def _feats(self, items, p: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(100 * p + len(items[0].impath))
         noise = torch.randn(len(items), self.centres.shape[1], generator=g)
         return 3 * self.centres[[d.label for d in items]] + noise
 
-    def features(self, *args, **kwargs) -> list[torch.Tensor]:
-        if args and not isinstance(args[0], list):  # Caches.features(backbone, items, device, augment, passes, ...)
-            items, passes = args[1], (args[4] if len(args) > 4 else kwargs.get("passes", 1))
-            assert kwargs.get("scale_min", args[6] if len(args) > 6 else None) == 0.5
-        else:
-            items, passes = args[0], kwargs.get("passes", 1)
+    def features(self, items, augment=None, passes: int = 1, scale_min: float = 0.08) -> list[torch.Tensor]:
+        if augment is not None:
+            assert scale_min == 0.5  # Tip-Adapter's cache crops with scale (0.5, 1)
         self.requested.append(items)
-        return [self._feats(items, p) for p in range(passes)]
+        return [self._feats(items, p) for p in range(passes if augment else 1)]
 
     def labels(self, items) -> torch.Tensor:
         return torch.tensor([d.label for d in items])
