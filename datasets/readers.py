@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from bench.datasets.base import DatasetReader, DatasetSplits, Datum
-
 from bench.errors import DataError
 from bench.registry import DATASETS
 

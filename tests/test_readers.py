@@ -9,10 +9,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from bench.datasets import readers
-from bench.datasets.base import Datum, dassl_fewshot, subsample_classes, subset_classnames
 from coop_fixture import SUPPORTED, make_coop_data, split_counts
 
+from bench.datasets import readers
+from bench.datasets.base import Datum, dassl_fewshot, subsample_classes, subset_classnames
 from bench.errors import DataError
 from bench.registry import get_dataset
 

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from bench.datasets.base import Datum
-from bench.methods.tip_adapter import cache_logits, grid, search_alpha_beta, tip_logits
 from method_helpers import CLASSNAMES, build, config
 
 from bench.backbone import normalize
+from bench.datasets.base import Datum
+from bench.methods.tip_adapter import cache_logits, grid, search_alpha_beta, tip_logits
 from bench.trainer import fit
 
 
