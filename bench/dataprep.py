@@ -36,27 +36,12 @@ from rich.table import Table
 
 from bench.datasets.base import DatasetReader, DatasetSplits
 from bench.errors import BenchError, DataError
+from bench.plan import REAL
 
 console = Console(stderr=True)
 
 # The 15 datasets of the benchmark, in the order of the papers' tables.
-BENCHMARK = (
-    "imagenet",
-    "caltech101",
-    "oxford_pets",
-    "stanford_cars",
-    "oxford_flowers",
-    "food101",
-    "fgvc_aircraft",
-    "sun397",
-    "dtd",
-    "eurosat",
-    "ucf101",
-    "imagenetv2",
-    "imagenet_sketch",
-    "imagenet_a",
-    "imagenet_r",
-)
+BENCHMARK = (*REAL.datasets, *REAL.domain_generalization)
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Data tables (edit here when a link moves)

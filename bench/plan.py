@@ -37,34 +37,16 @@ class Suite:
     overrides: dict[str, Any] = field(default_factory=dict)  # config overrides every method gets in this suite
 
 
+_REAL_DATASETS = (
+    "imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
+    "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101",
+)  # fmt: skip
+
 REAL = Suite(
     name="real",
-    datasets=(
-        "imagenet",
-        "caltech101",
-        "oxford_pets",
-        "stanford_cars",
-        "oxford_flowers",
-        "food101",
-        "fgvc_aircraft",
-        "sun397",
-        "dtd",
-        "eurosat",
-        "ucf101",
-    ),  # fmt: skip
+    datasets=_REAL_DATASETS,
     source="imagenet",
-    cross_dataset=(
-        "caltech101",
-        "oxford_pets",
-        "stanford_cars",
-        "oxford_flowers",
-        "food101",
-        "fgvc_aircraft",
-        "sun397",
-        "dtd",
-        "eurosat",
-        "ucf101",
-    ),  # fmt: skip
+    cross_dataset=_REAL_DATASETS[1:],
     domain_generalization=("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
     backbone="ViT-B-16",
     pretrained="openai",
