@@ -253,9 +253,13 @@ def list_(
         if what == "methods":
             from bench.listing import count_parameters
 
-            table = Table("method", f"trainable params ({backbone})", "image encoder", "summary", title="methods")
+            table = Table(title="methods")
+            table.add_column("method", no_wrap=True)
+            table.add_column(f"trainable params ({backbone})", justify="right", no_wrap=True)
+            table.add_column("image encoder", no_wrap=True)
+            table.add_column("summary", no_wrap=True, overflow="ellipsis", max_width=60)
             for name, count, frozen, doc in count_parameters(backbone, method_names()):
-                table.add_row(name, count, "frozen (cached features)" if frozen else "adapted", doc)
+                table.add_row(name, count, "frozen" if frozen else "adapted", doc)
             console.print(table)
         elif what == "datasets":
             table = Table("dataset", "folder", "template", "role", title="datasets")
