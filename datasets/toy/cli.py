@@ -1,0 +1,54 @@
+"""``bench toy ...``: pretrain the toy CLIP and write the toy datasets (mounted by ``bench.cli`` as a sub-app)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+toy_app = typer.Typer(help="The offline toy world: generate its datasets, pretrain its CLIP.", no_args_is_help=True)
+
+
+@toy_app.command()
+def pretrain(
+    out: Annotated[Path, typer.Option(help="Where to write the compact checkpoint.")] = Path("toy_vit.pt"),
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and of the pair stream.")] = 0,
+    steps: Annotated[int, typer.Option(help="AdamW steps (cosine schedule over them).")] = 1200,
+    minutes: Annotated[
+        float | None,
+        typer.Option(help="Instead of --steps: time the first steps and size the run to this many minutes."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Image/caption pairs per step.")] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+) -> None:
+    """Contrastively pretrain the toy CLIP (toy-vit) from scratch on generated image/caption pairs."""
+    from bench.datasets.toy.pretrain import estimate_steps
+    from bench.datasets.toy.pretrain import pretrain as run
+
+    if minutes is not None:
+        steps = estimate_steps(minutes, batch_size, threads)
+        typer.echo(f"--minutes {minutes}: running {steps} steps (not reproducible across machines; pass --steps)")
+    t0 = time.time()
+    run(out=out, seed=seed, steps=steps, batch_size=batch_size, lr=lr, threads=threads, log=typer.echo)
+    typer.echo(f"done in {time.time() - t0:.0f}s: seed {seed}, steps {steps}, batch size {batch_size}")
+
+
+@toy_app.command()
+def generate(
+    root: Annotated[
+        Path | None, typer.Option(help="Data root (default $BENCH_TOY_ROOT or ~/.cache/adaptbench/toy).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Rewrite the datasets even if present.")] = False,
+) -> None:
+    """Write the toy datasets in the CoOp layout (images + split_zhou_*.json); a no-op when already there."""
+    from bench.datasets.toy.data import DATA_VERSION, SPECS, default_root, ensure_toy_data
+
+    target = (root or default_root()).expanduser()
+    if force:
+        (target / f".complete-v{DATA_VERSION}.json").unlink(missing_ok=True)
+    t0 = time.time()
+    path = ensure_toy_data(target)
+    typer.echo(f"toy data at {path} ({len(SPECS)} datasets, {time.time() - t0:.1f}s)")

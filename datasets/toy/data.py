@@ -1,0 +1,338 @@
+"""The toy datasets: specs, on-demand generation into a cache folder in the CoOp layout, and their readers.
+
+Each dataset pins the attribute it classifies and samples every other attribute as nuisance, so the same toy CLIP
+faces shape, colour, texture, count, scene and fine-grained (texture + shape) recognition, a 48-class "toy ImageNet"
+(colour + shape) and four style-shifted copies of it that play ImageNet-V2/-Sketch/-A/-R. Images are a pure function
+of (dataset, split, index), so every machine writes byte-identical PNGs and split files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.datasets.base import DatasetReader
+from bench.datasets.toy import generator as gen
+from bench.registry import DATASETS
+
+DATA_VERSION = "1"  # bump when the generator or the specs change: cached folders are then rebuilt
+_DATA_SEED = 1_000_003  # distinct from any pretraining seed stream
+IMAGE_DIR = "images"
+
+Attrs = Callable[[str, np.random.Generator], dict]
+
+
+@dataclass(frozen=True)
+class ToySpec:
+    """One toy dataset: its class names, how a class pins scene attributes, sizes, style and prompt template."""
+
+    name: str
+    split_name: str  # CamelCase part of split_zhou_<...>.json
+    classnames: list[str]
+    template: str
+    attrs: Attrs
+    n_train: int = 20
+    n_val: int = 5
+    n_test: int = 20
+    style_p: dict[str, float] = field(default_factory=lambda: {"photo": 1.0})
+    test_only: bool = False
+    source: str | None = None
+
+    @property
+    def split_file(self) -> str:
+        return f"split_zhou_{self.split_name}.json"
+
+
+def _pick(rng: np.random.Generator, options: list) -> object:
+    return options[rng.integers(len(options))]
+
+
+def _combos(first: list[str], second: list[str], n: int, salt: int) -> list[str]:
+    """``n`` distinct "first second" class names in a fixed shuffled order (base/novel = halves of it)."""
+    pairs = [f"{a} {b}" for a in first for b in second]
+    order = np.random.default_rng(salt).permutation(len(pairs))
+    return [pairs[i] for i in order[:n]]
+
+
+_TEXTURED = [t for t in gen.TEXTURES if t != "solid"]
+_IMAGENET_CLASSES = _combos(list(gen.COLOURS), gen.SHAPES, 48, salt=11)
+_OBJECT_CLASSES = _combos(_TEXTURED, gen.SHAPES, 20, salt=12)
+
+
+def _colour_shape(c: str, rng: np.random.Generator) -> dict:
+    colour, shape = c.split(" ")
+    return {"colour": colour, "shape": shape}
+
+
+def _few(rng: np.random.Generator) -> int:
+    return int(_pick(rng, [1, 1, 1, 2, 3]))
+
+
+def _v2(c: str, rng: np.random.Generator) -> dict:
+    """ImageNet-V2-like: the same kind of photos, collected a bit differently (busier, smaller, more objects)."""
+    return {
+        **_colour_shape(c, rng),
+        "clutter": float(rng.uniform(0.5, 1.0)),
+        "size": _pick(rng, ["small", "small", "medium"]),
+        "count": int(_pick(rng, [1, 2, 3, 4])),
+    }
+
+
+def _hard(c: str, rng: np.random.Generator) -> dict:
+    """ImageNet-A-like: small targets among distractor objects, heavy clutter."""
+    return {
+        **_colour_shape(c, rng),
+        "clutter": 1.0,
+        "size": _pick(rng, ["small", "medium"]),
+        "count": 1,
+        "distractors": int(rng.integers(1, 4)),
+    }
+
+
+SPECS: list[ToySpec] = [
+    ToySpec(
+        "toy_shapes",
+        "ToyShapes",
+        list(gen.SHAPES),
+        "a photo of a {} shape.",
+        lambda c, rng: {"shape": c, "count": _few(rng)},
+    ),
+    ToySpec(
+        "toy_colors",
+        "ToyColors",
+        list(gen.COLOURS),
+        "a photo of a {} object.",
+        lambda c, rng: {"colour": c, "count": _few(rng)},
+    ),
+    ToySpec(
+        "toy_textures",
+        "ToyTextures",
+        list(gen.TEXTURES),
+        "a photo of a {} pattern.",
+        lambda c, rng: {"texture": c, "count": 1, "size": _pick(rng, ["medium", "large", "large"])},
+        n_test=30,
+    ),
+    ToySpec(
+        "toy_counts",
+        "ToyCounts",
+        list(gen.COUNT_WORDS),
+        "a photo of {} objects.",
+        lambda c, rng: {"count": gen.COUNT_WORDS.index(c) + 1},
+        n_test=40,
+    ),
+    ToySpec(
+        "toy_scenes",
+        "ToyScenes",
+        list(gen.SCENES),
+        "a photo of a {} scene.",
+        lambda c, rng: {"scene": c, "count": _few(rng)},
+        n_test=24,
+    ),
+    ToySpec(
+        "toy_objects",
+        "ToyObjects",
+        _OBJECT_CLASSES,
+        "a photo of a {}.",
+        lambda c, rng: {
+            "texture": c.split(" ")[0],
+            "shape": c.split(" ")[1],
+            "count": _few(rng),
+            "size": _pick(rng, ["medium", "large"]),
+        },
+    ),
+    ToySpec("toy_imagenet", "ToyImageNet", _IMAGENET_CLASSES, "a photo of a {}.", _colour_shape),
+    ToySpec(
+        "toy_imagenet_v2",
+        "ToyImageNetV2",
+        _IMAGENET_CLASSES,
+        "a photo of a {}.",
+        _v2,
+        n_train=0,
+        n_val=0,
+        n_test=12,
+        test_only=True,
+        source="toy_imagenet",
+    ),
+    ToySpec(
+        "toy_imagenet_sketch",
+        "ToyImageNetSketch",
+        _IMAGENET_CLASSES,
+        "a photo of a {}.",
+        _colour_shape,
+        n_train=0,
+        n_val=0,
+        n_test=12,
+        style_p={"sketch": 1.0},
+        test_only=True,
+        source="toy_imagenet",
+    ),
+    ToySpec(
+        "toy_imagenet_a",
+        "ToyImageNetA",
+        _IMAGENET_CLASSES,
+        "a photo of a {}.",
+        _hard,
+        n_train=0,
+        n_val=0,
+        n_test=12,
+        style_p={"photo": 0.5, "noisy": 0.5},
+        test_only=True,
+        source="toy_imagenet",
+    ),
+    ToySpec(
+        "toy_imagenet_r",
+        "ToyImageNetR",
+        _IMAGENET_CLASSES,
+        "a photo of a {}.",
+        _colour_shape,
+        n_train=0,
+        n_val=0,
+        n_test=12,
+        style_p={"cartoon": 0.4, "painting": 0.3, "lowres": 0.3},
+        test_only=True,
+        source="toy_imagenet",
+    ),
+]
+SPEC_BY_NAME = {s.name: s for s in SPECS}
+
+TOY_SUITE: dict = dict(
+    base2novel=[s.name for s in SPECS if not s.test_only],
+    source="toy_imagenet",
+    cross_dataset=[s.name for s in SPECS if not s.test_only and s.name != "toy_imagenet"],
+    domain_generalization=[s.name for s in SPECS if s.test_only],
+    backbone="toy-vit",
+    pretrained="toy",
+)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Generation
+
+
+def _folder(classname: str) -> str:
+    return classname.replace(" ", "_")
+
+
+def _items(spec: ToySpec) -> dict[str, list[tuple[str, int, str, list[int]]]]:
+    """Per split: (relative path, label, class name, rng key) of every image; the key makes the image reproducible."""
+    salt = zlib.crc32(spec.name.encode())
+    out: dict[str, list[tuple[str, int, str, list[int]]]] = {}
+    for s_idx, (split, n) in enumerate((("train", spec.n_train), ("val", spec.n_val), ("test", spec.n_test))):
+        rows = []
+        for label, c in enumerate(spec.classnames):
+            for i in range(n):
+                rows.append((f"{_folder(c)}/{split}_{i:04d}.png", label, c, [_DATA_SEED, salt, s_idx, label, i]))
+        out[split] = rows
+    return out
+
+
+def render_item(spec: ToySpec, classname: str, key: list[int]):  # -> PIL.Image.Image
+    """The image of one dataset item (a pure function of the spec, class and key)."""
+    rng = np.random.default_rng(key)
+    scene = gen.sample_scene(rng, spec.style_p)
+    fixed = spec.attrs(classname, rng)
+    from dataclasses import replace
+
+    return gen.render(rng, replace(scene, **fixed))
+
+
+def write_dataset(spec: ToySpec, root: Path) -> Path:
+    """Write one dataset under ``root/<name>`` atomically: built in a temp folder, split file last, then renamed."""
+    final = root / spec.name
+    tmp = root / f".tmp-{spec.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    items = _items(spec)
+    for split_rows in items.values():
+        for rel, _label, c, key in split_rows:
+            path = tmp / IMAGE_DIR / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            render_item(spec, c, key).save(path, optimize=False, compress_level=1)
+    split = {k: [[rel, label, c] for rel, label, c, _key in rows] for k, rows in items.items()}
+    (tmp / spec.split_file).write_text(json.dumps(split))
+    (tmp / "classnames.txt").write_text("".join(f"{_folder(c)} {c}\n" for c in spec.classnames))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def default_root() -> Path:
+    """``$BENCH_TOY_ROOT`` or ``~/.cache/adaptbench/toy``."""
+    return Path(os.environ.get("BENCH_TOY_ROOT") or Path.home() / ".cache" / "adaptbench" / "toy").expanduser()
+
+
+def ensure_toy_data(root: Path | None = None, names: list[str] | None = None) -> Path:
+    """Generate the toy datasets into ``root`` unless already there; returns the data root (the ``$DATA`` folder).
+
+    Safe to call from many processes at once: a file lock serialises generation, each dataset appears by an atomic
+    rename, and a version marker makes later calls return immediately.
+    """
+    from bench.io import atomic_write_text, lock
+
+    root = Path(root).expanduser() if root else default_root()
+    wanted = [SPEC_BY_NAME[n] for n in (names or [s.name for s in SPECS])]
+    marker = root / f".complete-v{DATA_VERSION}.json"
+
+    def done(spec: ToySpec) -> bool:
+        return (root / spec.name / spec.split_file).exists()
+
+    if marker.exists() and all(done(s) for s in wanted):
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with lock(root / ".generate"):
+        stale = not marker.exists()
+        for spec in wanted:
+            if stale or not done(spec):
+                write_dataset(spec, root)
+        if names is None or all(done(s) for s in SPECS):
+            atomic_write_text(marker, json.dumps({"version": DATA_VERSION, "datasets": [s.name for s in SPECS]}))
+    return root
+
+
+def dataset_size(spec: ToySpec) -> int:
+    return len(spec.classnames) * (spec.n_train + spec.n_val + spec.n_test)
+
+
+def base_novel_test_counts(spec: ToySpec) -> tuple[int, int]:
+    """Test images in the base and novel halves (CoOp: base = first ceil(n/2) labels)."""
+    m = math.ceil(len(spec.classnames) / 2)
+    return m * spec.n_test, (len(spec.classnames) - m) * spec.n_test
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Readers
+
+
+class ToyDatasetReader(DatasetReader):
+    """Reader of a generated toy dataset (plain CoOp layout: ``images/<class>/*.png`` + ``split_zhou_*.json``)."""
+
+    image_dir = IMAGE_DIR
+
+
+def _make_reader(spec: ToySpec) -> type[DatasetReader]:
+    cls = type(
+        "".join(p.capitalize() for p in spec.name.split("_")),
+        (ToyDatasetReader,),
+        {
+            "__doc__": f"Toy dataset {spec.name}: {len(spec.classnames)} classes, template {spec.template!r}.",
+            "__module__": __name__,
+            "name": spec.name,
+            "dataset_dir": spec.name,
+            "split_file": spec.split_file,
+            "template": spec.template,
+            "test_only": spec.test_only,
+            "source": spec.source,
+        },
+    )
+    DATASETS.register_module(name=spec.name, module=cls)
+    return cls
+
+
+READERS: dict[str, type[DatasetReader]] = {spec.name: _make_reader(spec) for spec in SPECS}

