@@ -96,7 +96,7 @@ def linear_probe_gain(model: nn.Module, root: Path, name: str, shots: int = 16, 
     w0 = encode_prompts(model, spec.template, spec.classnames[:m])
     w = w0.clone().requires_grad_(True)
     opt = torch.optim.AdamW([w], lr=1e-2, weight_decay=0.0)
-    scale = float(model.logit_scale.exp())
+    scale = float(model.logit_scale.detach().exp())
     for _ in range(200):
         loss = F.cross_entropy(scale * xtr @ F.normalize(w, dim=-1).T, ytr)
         opt.zero_grad()
