@@ -34,7 +34,10 @@ class Suite:
     domain_generalization: tuple[str, ...]
     backbone: str
     pretrained: str
-    overrides: dict[str, Any] = field(default_factory=dict)  # config overrides every method gets in this suite
+    # Config overrides in this suite, keyed by method or "method:protocol" (applied in that order).
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # Datasets that play a real dataset's role for method defaults (the toy source gets ImageNet's settings).
+    roles: dict[str, str] = field(default_factory=dict)
 
 
 _REAL_DATASETS = (
@@ -66,6 +69,7 @@ def toy_suite() -> Suite:
         backbone=t["backbone"],
         pretrained=t["pretrained"],
         overrides=t.get("overrides", {}),
+        roles=t.get("roles", {}),
     )
 
 
@@ -110,6 +114,7 @@ class RunSpec:
     evals: list[EvalSpec]
     data_root: str
     results: str
+    options: dict[str, Any] = field(default_factory=dict)  # the user's --cfg-options: the variant name in reports
 
     @property
     def backbone_tag(self) -> str:
@@ -139,8 +144,9 @@ class RunSpec:
 def resolve_config(method: str, protocol: str, dataset: str, suite: Suite, options: dict[str, Any]) -> dict[str, Any]:
     """BASE_CONFIG ← method defaults for (protocol, dataset) ← suite overrides ← ``--cfg-options``."""
     cls = get_method(method)
-    cfg = deep_merge(BASE_CONFIG, cls.default_config(protocol, dataset))
-    cfg = deep_merge(cfg, suite.overrides.get(method, suite.overrides.get("*", {})))
+    cfg = deep_merge(BASE_CONFIG, cls.default_config(protocol, suite.roles.get(dataset, dataset)))
+    for key in (method, f"{method}:{protocol}"):
+        cfg = deep_merge(cfg, suite.overrides.get(key, {}))
     return apply_options(cfg, options)
 
 
@@ -180,7 +186,7 @@ def plan(
         else:
             runs[key] = RunSpec(
                 method, suite.name, train, subset, seed, k, backbone, pretrained, cfg, h, list(evals),
-                str(data_root), str(results),
+                str(data_root), str(results), dict(options),
             )  # fmt: skip
 
     for method in methods:

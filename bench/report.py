@@ -38,22 +38,24 @@ def load_records(results: str | Path, suite: str | None = None) -> pd.DataFrame:
             r = json.loads(path.read_text())
         except (OSError, ValueError):
             continue  # a record is written atomically; an unreadable one is not ours
-        rows.append({k: r.get(k) for k in KEY} | {"accuracy": r["accuracy"], "train_dataset": r.get("train_dataset")})
-    df = pd.DataFrame(rows, columns=[*KEY, "accuracy", "train_dataset"])
+        variant = " ".join(f"{k}={v}" for k, v in sorted((r.get("options") or {}).items()))
+        rows.append({k: r.get(k) for k in KEY} | {"accuracy": r["accuracy"], "train_dataset": r.get("train_dataset"),
+                                                  "variant": variant})  # fmt: skip
+    df = pd.DataFrame(rows, columns=[*KEY, "accuracy", "train_dataset", "variant"])
     if suite is not None:
         df = df[df["suite"] == suite]
     return label_methods(df)
 
 
 def label_methods(df: pd.DataFrame) -> pd.DataFrame:
-    """A display label per (method, config): the method name, ``name@hash`` if one method has several configs,
-    and a ``(random init)`` mark for ``--pretrained none`` runs."""
+    """A display label per method variant: the method name, its ``--cfg-options`` in brackets when it had any, and a
+    ``(random init)`` mark for ``--pretrained none`` runs. (Per-dataset defaults, e.g. ImageNet's epochs, change the
+    config hash but not the label.)"""
     df = df.copy()
-    if df.empty:
-        df["label"] = pd.Series(dtype=str)
-        return df
-    n_cfg = df.groupby(["method", "protocol"])["config_hash"].transform("nunique")
-    df["label"] = np.where(n_cfg > 1, df["method"] + "@" + df["config_hash"].astype(str), df["method"])
+    if "variant" not in df:
+        df["variant"] = ""
+    variant = df["variant"].fillna("")
+    df["label"] = df["method"] + np.where(variant != "", " [" + variant + "]", "")
     df.loc[df["pretrained"] == "none", "label"] += " (random init)"
     return df
 

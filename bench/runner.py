@@ -276,6 +276,7 @@ def _run_one(spec: RunSpec, device: torch.device, progress: Progress | None, for
             "pretrained": spec.pretrained,
             "random_init": spec.pretrained == "none",
             "config_hash": spec.config_hash,
+            "options": spec.options,
             "accuracy": acc,
             "per_class_accuracy": dict(zip(names, per_class)),
             "n_test": n,

@@ -212,6 +212,20 @@ TOY_SUITE: dict = dict(
     domain_generalization=[s.name for s in SPECS if s.test_only],
     backbone="toy-vit",
     pretrained="toy",
+    # The toy source plays ImageNet: methods use their ImageNet settings on it (CoOp 50 epochs, MMA batch 128).
+    roles={"toy_imagenet": "imagenet"},
+    # toy-vit has 6 blocks per tower, not 12: the papers' layer choices mapped to the same relative depth.
+    overrides={
+        "mma": {"method": {"adapter_start": 3, "adapter_end": 6}},  # MMA: blocks 5-12 of 12
+        "mma:cross_dataset": {"method": {"adapter_start": 4}},  # MMA xd/DG: blocks 9-12 of 12
+        "mma:domain_generalization": {"method": {"adapter_start": 4}},
+        "rmadapter": {"method": {"adapter_start": 3, "adapter_end": 6}},
+        "rmadapter:cross_dataset": {"method": {"adapter_start": 4}},
+        "rmadapter:domain_generalization": {"method": {"adapter_start": 4}},
+        "maple": {"method": {"prompt_depth": 5}},  # MaPLe B2N: depth 9 of 12
+        "maple:cross_dataset": {"method": {"prompt_depth": 2}},  # MaPLe xd/DG: depth 3 of 12
+        "maple:domain_generalization": {"method": {"prompt_depth": 2}},
+    },
 )
 
 
