@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,7 +35,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except BenchError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished records are kept; run the same command again to resume")
@@ -188,8 +189,8 @@ def _execute(specs, device, executor, gpus, force, results, partition, timeout, 
 
         def on_message(msg: str) -> None:
             if "accuracy" in msg:
-                progress.console.print(msg, highlight=False)
-            progress.update(current, description=msg[:100])
+                progress.console.print(msg, highlight=False, markup=False)
+            progress.update(current, description=escape(msg[:100]))
 
         def on_done(spec, n: int) -> None:  # noqa: ANN001
             progress.advance(sweep)
@@ -230,7 +231,7 @@ def report(
         for name, table in tables.items():
             if format == "table":
                 console.print(f"\n[bold]{titles[name]}[/]")
-                console.print(render(table, "table"), highlight=False, soft_wrap=True)
+                console.print(render(table, "table"), highlight=False, soft_wrap=True, markup=False)
             else:
                 print(f"\n{titles[name]}\n" if format != "csv" else f"# {name}")
                 print(render(table, format))

@@ -71,7 +71,7 @@ def test_report_prints_the_three_tables(sweep):
     r = bench("report", "--results", results)
     assert r.exit_code == 0, r.output
     for text in ("Base-to-novel", "Average", "Mean of per-dataset HM", "Cross-dataset", "Domain generalisation",
-                 "coop (random init)", "imagenet_sketch"):  # fmt: skip
+                 "coop [train.epochs=2] (random init)", "imagenet_sketch"):  # fmt: skip
         assert text in r.output
     md = bench("report", "--results", results, "--format", "markdown")
     assert md.exit_code == 0 and "| dataset" in md.output
