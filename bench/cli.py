@@ -112,7 +112,7 @@ def run(
             root = planlib.default_data_root(the_suite)
         if root is None:
             raise ConfigError("no data root: pass --data-root DIR or set $BENCH_DATA (or use --suite toy)")
-        if not Path(root).is_dir():
+        if not Path(root).is_dir() and the_suite.name != "toy":  # the toy datasets are generated on demand
             raise ConfigError(f"data root {root} does not exist; pass --data-root or set $BENCH_DATA")
         names = [d.strip().lower() for d in datasets.split(",")] if datasets else None
         shot_list = planlib.parse_ints(shots, "shots") if shots else None
@@ -130,6 +130,11 @@ def run(
         if dry_run:
             _print_plan(specs, force)
             return
+        if the_suite.name == "toy" and todo:
+            from bench.datasets.toy import ensure_toy_data
+
+            with console.status("generating the toy datasets (first use only)"):
+                ensure_toy_data(Path(root), _needed_datasets(todo))
         _preflight(todo, Path(root))
         write_manifest(results, _manifest_keys(specs))
         dev = device or _default_device()
@@ -148,9 +153,13 @@ def _manifest_keys(specs: list) -> list[dict]:
     ]  # fmt: skip
 
 
+def _needed_datasets(specs: list) -> list[str]:
+    return sorted({s.train_dataset for s in specs} | {ev.dataset for s in specs for ev in s.evals})
+
+
 def _preflight(specs: list, root: Path) -> None:
     """Check every dataset the sweep needs before the first run, so a missing folder fails now, not an hour in."""
-    needed = sorted({s.train_dataset for s in specs} | {ev.dataset for s in specs for ev in s.evals})
+    needed = _needed_datasets(specs)
     try:
         from bench.dataprep import preflight
     except ImportError:

@@ -83,9 +83,9 @@ def get_suite(name: str) -> Suite:
 
 def default_data_root(suite: Suite) -> Path | None:
     if suite.name == "toy":
-        from bench.datasets.toy import ensure_toy_data
+        from bench.datasets.toy.data import default_root
 
-        return Path(ensure_toy_data())
+        return default_root()
     env = os.environ.get("BENCH_DATA")
     return Path(env) if env else None
 

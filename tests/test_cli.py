@@ -191,3 +191,25 @@ def test_kill_9_mid_sweep_then_rerun_completes_without_partial_records(data, tmp
     recs = records(results)
     assert len(recs) == 8 and all(json.loads(p.read_text())["accuracy"] >= 0 for p in recs)
     assert not list(results.rglob("*.tmp"))
+
+
+# -- the offline toy suite -------------------------------------------------------------------------------------------
+
+
+def test_toy_suite_end_to_end_is_the_default_without_a_data_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_TOY_ROOT", str(tmp_path / "toy"))
+    monkeypatch.delenv("BENCH_DATA", raising=False)
+    results = tmp_path / "res"
+    r = bench("run", "--results", results, "--method", "zeroshot,coop", "--protocol", "all", "--seeds", "1",
+              "--datasets", "toy_shapes,toy_imagenet_sketch", "--cfg-options", "train.epochs=1")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "toy suite" in r.output
+    # per method: B2N toy_shapes base/novel, cross-dataset toy_imagenet + toy_shapes, DG toy_imagenet + sketch
+    assert len(records(results)) == 2 * (2 + 2 + 2)
+    assert {p.name for p in (tmp_path / "toy").iterdir() if not p.name.startswith(".")} == {
+        "toy_shapes", "toy_imagenet", "toy_imagenet_sketch"}  # fmt: skip
+    zs = json.loads(next(p for p in records(results) if "zeroshot" in str(p) and "toy_imagenet__all" in str(p)
+                         and "domain_generalization" in str(p)).read_text())  # fmt: skip
+    assert zs["backbone"] == "toy-vit" and zs["pretrained"] == "toy" and zs["accuracy"] > 100 / 48 * 3  # > 3x chance
+    rep = bench("report", "--results", results, "--suite", "toy")
+    assert rep.exit_code == 0 and "toy_imagenet_sketch" in rep.output
