@@ -151,15 +151,31 @@ class Backbone(nn.Module):
     def encode_text(
         self, token_ids: Tensor, embeddings: Tensor | None = None, block_fn: BlockFn | None = None
     ) -> Tensor:
-        """Text features (unnormalised) for ``token_ids``; ``embeddings`` replaces the token embeddings (prompts)."""
+        """Text features (unnormalised) for ``token_ids``; ``embeddings`` replaces the token embeddings (prompts).
+
+        With CLIP's causal mask and end-of-text pooling, positions after the last EOT token cannot change the result,
+        so the sequence is cut there (≈15 of 77 tokens for class prompts): exact, and 3–5× less text-tower work.
+        """
         m = self.model
         x = self.token_embedding(token_ids) if embeddings is None else embeddings
-        x = x + m.positional_embedding.to(x.dtype)
-        x = self._run_blocks(x, m.transformer, self.text_blocks, block_fn, attn_mask=m.attn_mask)
+        mask = m.attn_mask
+        n = self._text_length(token_ids)
+        if n < x.shape[1]:
+            token_ids, x = token_ids[:, :n], x[:, :n]
+            mask = mask[:n, :n] if mask is not None else None
+        x = x + m.positional_embedding[: x.shape[1]].to(x.dtype)
+        x = self._run_blocks(x, m.transformer, self.text_blocks, block_fn, attn_mask=mask)
         x = m.ln_final(x)
         x = text_global_pool(x, token_ids, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
         proj = m.text_projection
         return proj(x) if isinstance(proj, nn.Linear) else x @ proj
+
+    def _text_length(self, token_ids: Tensor) -> int:
+        """Positions the result depends on: up to the last EOT (argmax pooling under a causal mask), else all."""
+        m = self.model
+        if m.attn_mask is None or m.text_pool_type != "argmax":
+            return token_ids.shape[1]
+        return int(token_ids.argmax(dim=-1).max()) + 1
 
     # -- image -------------------------------------------------------------------------------------------------------
     def encode_image(

@@ -74,3 +74,9 @@ def test_unknown_backbone_and_tag():
         bb.create_model("ViT-Z-99", "none")
     with pytest.raises(ConfigError, match="no pretrained tag"):
         bb.create_model("ViT-B-16", "nonsense_tag")
+
+
+def test_text_is_cut_after_the_last_end_of_text_token_exactly(vitb16):
+    ids = vitb16.tokenize(["a photo of a cat.", "a photo of a much longer class name, a type of pet."])
+    assert vitb16._text_length(ids) == int(ids.argmax(-1).max()) + 1 < 77
+    assert torch.allclose(vitb16.encode_text(ids), vitb16.model.encode_text(ids), atol=1e-5)
