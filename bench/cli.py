@@ -99,7 +99,7 @@ def run(
 
     with user_errors():
         _load_plugins(plugin)
-        extra = [a for a in ctx.args]
+        extra = list(ctx.args)
         bad = [a for a in extra if "=" not in a]
         if bad:
             raise ConfigError(f"unexpected argument(s) {' '.join(bad)}; see `bench run --help`")
@@ -159,16 +159,9 @@ def _needed_datasets(specs: list) -> list[str]:
 
 def _preflight(specs: list, root: Path) -> None:
     """Check every dataset the sweep needs before the first run, so a missing folder fails now, not an hour in."""
-    needed = _needed_datasets(specs)
-    try:
-        from bench.dataprep import preflight
-    except ImportError:
-        from bench.runner import read_dataset
+    from bench.dataprep import preflight
 
-        for name in needed:
-            read_dataset(name, str(root))
-        return
-    preflight(needed, root)
+    preflight(_needed_datasets(specs), root)
 
 
 def _print_plan(specs: list, force: bool) -> None:
@@ -314,12 +307,11 @@ def perf(
 
 
 def _mount_subapps() -> None:
-    for module, attr, name in (("bench.dataprep", "data_app", "data"), ("bench.datasets.toy.cli", "toy_app", "toy")):
-        try:
-            sub = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        app.add_typer(sub, name=name)
+    from bench.dataprep import data_app
+    from bench.datasets.toy.cli import toy_app
+
+    app.add_typer(data_app, name="data")
+    app.add_typer(toy_app, name="toy")
 
 
 _mount_subapps()

@@ -30,9 +30,6 @@ def run_local(specs: Sequence[RunSpec], device: str, on_message: Progress, on_do
     return total
 
 
-_device_queue: Any = None
-
-
 def _init_worker(queue: Any) -> None:
     # Pin this worker to one GPU before anything touches CUDA.
     gpu = queue.get()

@@ -98,7 +98,8 @@ def fewshot_split(spec: RunSpec, reader: DatasetReader, splits: DatasetSplits) -
         if path.exists():
             try:
                 saved = json.loads(path.read_text())
-                train, val = items_from_json(saved["train"], root), items_from_json(saved["val"], root)
+                rows = {"train": saved["train"], "val": saved["val"]}
+                train, val = items_from_json(rows["train"], root), items_from_json(rows["val"], root)
             except (ValueError, KeyError) as e:
                 raise DataError(f"few-shot split {path} is malformed ({e}); delete it to redraw") from None
         else:
@@ -106,8 +107,8 @@ def fewshot_split(spec: RunSpec, reader: DatasetReader, splits: DatasetSplits) -
             train, val = dassl_fewshot(splits.train, splits.val, spec.shots, spec.seed, draw_val=draw_val)
             rows = {"train": items_to_json(train, root), "val": items_to_json(val, root)}
             atomic_write_json(path, {**rows, "shots": spec.shots, "seed": spec.seed, "hash": digest(rows)})
-    test_hash = digest(items_to_json(splits.test, root))
-    return train, val, digest([digest(items_to_json(train, root)), digest(items_to_json(val, root)), test_hash])
+    # the record's split hash covers the draw (as stored beside it) and the test list
+    return train, val, digest([digest(rows), digest(items_to_json(splits.test, root))])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
