@@ -98,6 +98,10 @@ def _load_state_dict(pretrained: str) -> dict[str, Tensor]:
         state = toy.load_toy_state_dict()  # the shipped file is compact; this rebuilds the full state dict
     else:
         state = torch.load(pretrained, map_location="cpu", weights_only=True)
+        if state.get("format", "").startswith("adaptbench-toy-clip"):  # a `bench toy pretrain` output
+            from bench.datasets import toy
+
+            state = toy.load_toy_state_dict(pretrained)
         state = state.get("state_dict", state)
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 

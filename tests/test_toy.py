@@ -34,6 +34,24 @@ def test_every_style_renders(style: str) -> None:
     assert img.mode == "RGB" and np.asarray(img).std() > 5
 
 
+def test_group_scenes_are_hard_negatives() -> None:
+    """A group shares what is easy to see (colour, scene, style) and differs in shape."""
+    group = gen.group_scenes(np.random.default_rng(3), 6)
+    assert len({(s.colour, s.scene, s.style) for s in group}) == 1
+    assert len({s.shape for s in group}) == 6
+
+
+def test_pair_stream_gives_the_same_batches_whatever_the_workers() -> None:
+    from bench.datasets.toy.pretrain import PairStream
+
+    def batches(workers: int) -> list[torch.Tensor]:
+        loader = torch.utils.data.DataLoader(PairStream(0, 2, 0, 5, group=2), batch_size=None, num_workers=workers)
+        return [tokens for _images, tokens in loader]
+
+    one, two = batches(0), batches(2)
+    assert len(two) == 5 and all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread: on a shared 2-core machine, two-thread barriers spin against other processes."""
@@ -126,3 +144,14 @@ def test_shipped_checkpoint_loads_and_zero_shots(tmp_path: Path, one_thread: Non
     root = ensure_toy_data(tmp_path, names=["toy_colors"])
     acc = zero_shot_report(model, root, ["toy_colors"])["toy_colors"]["all"]
     assert acc >= TOY_COLORS_ZERO_SHOT - MARGIN, acc
+
+
+def test_attribute_probe_sees_what_pretraining_taught(one_thread: None) -> None:
+    """The shipped image tower decodes colour far better than the same architecture untrained."""
+    from bench.datasets.toy.pretrain import create_toy_model
+    from bench.datasets.toy.zeroshot import attribute_probe, load_toy_model
+
+    trained = attribute_probe(load_toy_model(), n=600, steps=150)
+    untrained = attribute_probe(create_toy_model().eval(), n=600, steps=150)
+    assert trained["colour"] > untrained["colour"] + 20, (trained, untrained)
+    assert all(0 <= trained[a] <= 100 for a in ("shape", "texture", "count", "scene"))

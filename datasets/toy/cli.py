@@ -22,7 +22,14 @@ def pretrain(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Image/caption pairs per step.")] = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    group: Annotated[
+        int, typer.Option(help="Build batches from groups of this many hard negatives (same colour/scene/style).")
+    ] = 1,
+    warmup: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 100,
+    save_every: Annotated[int, typer.Option(help="Also write <out>.step<N>.pt every N steps (0: never).")] = 0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, or cuda to pretrain on a GPU.")] = "cpu",
+    workers: Annotated[int, typer.Option(help="Data-generating processes.")] = 1,
 ) -> None:
     """Contrastively pretrain the toy CLIP (toy-vit) from scratch on generated image/caption pairs."""
     from bench.datasets.toy.pretrain import estimate_steps
@@ -32,8 +39,21 @@ def pretrain(
         steps = estimate_steps(minutes, batch_size, threads)
         typer.echo(f"--minutes {minutes}: running {steps} steps (not reproducible across machines; pass --steps)")
     t0 = time.time()
-    run(out=out, seed=seed, steps=steps, batch_size=batch_size, lr=lr, threads=threads, log=typer.echo)
-    typer.echo(f"done in {time.time() - t0:.0f}s: seed {seed}, steps {steps}, batch size {batch_size}")
+    run(
+        out=out,
+        seed=seed,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        group=group,
+        warmup=warmup,
+        save_every=save_every,
+        threads=threads,
+        device=device,
+        workers=workers,
+        log=typer.echo,
+    )
+    typer.echo(f"done in {time.time() - t0:.0f}s: seed {seed}, steps {steps}, batch size {batch_size}, group {group}")
 
 
 @toy_app.command()
@@ -52,3 +72,30 @@ def generate(
     t0 = time.time()
     path = ensure_toy_data(target)
     typer.echo(f"toy data at {path} ({len(SPECS)} datasets, {time.time() - t0:.1f}s)")
+
+
+@toy_app.command()
+def probe(
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A toy checkpoint (default: the shipped one); 'random' for an untrained model.")
+    ] = None,
+    n: Annotated[int, typer.Option(help="Generated images (3/4 train the probe, 1/4 test it).")] = 2400,
+) -> None:
+    """What the toy CLIP's image tower sees: many-shot linear-probe accuracy per scene attribute vs the majority class."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench.datasets.toy.pretrain import create_toy_model
+    from bench.datasets.toy.zeroshot import ATTRIBUTES, attribute_probe, load_toy_model
+
+    if checkpoint is not None and str(checkpoint) == "random":
+        model = create_toy_model().eval()
+    else:
+        if checkpoint is not None and not checkpoint.is_file():
+            raise typer.BadParameter(f"{checkpoint} does not exist; pass a file from `bench toy pretrain`")
+        model = load_toy_model(checkpoint)
+    res = attribute_probe(model, n=n)
+    table = Table("attribute", "probe acc", "majority class")
+    for attr in ATTRIBUTES:
+        table.add_row(attr, f"{res[attr]:.1f}", f"{res[attr + '_majority']:.1f}")
+    Console().print(table)

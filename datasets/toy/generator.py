@@ -513,3 +513,32 @@ def sample_pair(rng: np.random.Generator, style_p: dict[str, float] | None = Non
     """One pretraining pair from the toy web: a random scene, its image and a caption."""
     s = sample_scene(rng, style_p or PRETRAIN_STYLE_P)
     return render(rng, s), caption(rng, s)
+
+
+def group_scenes(rng: np.random.Generator, n: int, style_p: dict[str, float] | None = None) -> list[Scene]:
+    """``n`` scenes that share colour, background scene and style but show different shapes (hard negatives).
+
+    Why: in a batch of independent pairs, colour and scene alone tell almost every caption from the others, so the
+    contrastive loss barely rewards seeing shape or texture and a CPU-sized run never learns them. A batch made of such
+    groups holds a web crawl's near-duplicates: only shape, texture, count, size and position separate the members of
+    a group, while colour and scene still separate the groups.
+    """
+    first = sample_scene(rng, style_p or PRETRAIN_STYLE_P)
+    shapes = rng.choice(len(SHAPES), size=min(n, len(SHAPES)), replace=False)
+    return [
+        replace(
+            sample_scene(rng),
+            shape=SHAPES[shapes[i % len(shapes)]],
+            colour=first.colour,
+            scene=first.scene,
+            style=first.style,
+        )
+        for i in range(n)
+    ]
+
+
+def sample_group(
+    rng: np.random.Generator, n: int, style_p: dict[str, float] | None = None
+) -> list[tuple[Image.Image, str]]:
+    """``n`` pretraining pairs from :func:`group_scenes`."""
+    return [(render(rng, s), caption(rng, s)) for s in group_scenes(rng, n, style_p)]

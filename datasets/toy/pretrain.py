@@ -95,27 +95,33 @@ def _register_config() -> None:
 class PairStream(torch.utils.data.IterableDataset):
     """Batches of (images, token ids) where batch ``i`` is a pure function of ``(seed, i)``, whatever the workers."""
 
-    def __init__(self, seed: int, batch_size: int, start: int, stop: int) -> None:
+    def __init__(self, seed: int, batch_size: int, start: int, stop: int, group: int = 1) -> None:
         super().__init__()
-        self.seed, self.batch_size, self.start, self.stop = seed, batch_size, start, stop
+        self.seed, self.batch_size, self.start, self.stop, self.group = seed, batch_size, start, stop, group
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for i in range(self.start, self.stop):
-            yield make_batch(self.seed, i, self.batch_size)
+        info = torch.utils.data.get_worker_info()
+        first, step = (0, 1) if info is None else (info.id, info.num_workers)  # the loader interleaves workers in order
+        for i in range(self.start + first, self.stop, step):
+            yield make_batch(self.seed, i, self.batch_size, self.group)
 
 
-def make_batch(seed: int, index: int, batch_size: int) -> tuple[Tensor, Tensor]:
-    """Batch ``index`` of the pretraining stream: CLIP-normalised images and tokenized captions."""
+def make_batch(seed: int, index: int, batch_size: int, group: int = 1) -> tuple[Tensor, Tensor]:
+    """Batch ``index`` of the pretraining stream: CLIP-normalised images and tokenized captions.
+
+    ``group > 1`` builds the batch from groups of that many hard negatives (:func:`~.generator.sample_group`).
+    """
     import open_clip
 
-    from bench.datasets.toy.generator import sample_pair
+    from bench.datasets.toy.generator import sample_group, sample_pair
 
     rng = np.random.default_rng([seed, index, 7])
     images, captions = [], []
-    for _ in range(batch_size):
-        im, cap = sample_pair(rng)
-        images.append(np.asarray(im))
-        captions.append(cap)
+    while len(images) < batch_size:
+        pairs = [sample_pair(rng)] if group <= 1 else sample_group(rng, min(group, batch_size - len(images)))
+        for im, cap in pairs:
+            images.append(np.asarray(im))
+            captions.append(cap)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
@@ -149,7 +155,7 @@ def clip_loss(model: nn.Module, images: Tensor, tokens: Tensor) -> Tensor:
     img = F.normalize(model.encode_image(images), dim=-1)
     txt = F.normalize(encode_text_short(model, tokens), dim=-1)
     logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-    target = torch.arange(len(images))
+    target = torch.arange(len(images), device=logits.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
@@ -173,20 +179,24 @@ def pretrain(
     lr: float = 2e-3,
     weight_decay: float = 0.05,
     warmup: int = 100,
+    group: int = 1,
     threads: int | None = None,
+    save_every: int = 0,
     workers: int = 1,
+    device: str = "cpu",
     log: Callable[[str], None] = print,
     log_every: int = 50,
 ) -> list[float]:
     """Pretrain the toy CLIP from scratch for ``steps`` AdamW steps (cosine schedule); returns the loss per step.
 
-    Same seed + same ``steps``/``batch_size`` → the same data stream and initialisation. ``out`` (if given) receives
-    the compact checkpoint.
+    Same seed + same ``steps``/``batch_size``/``group`` → the same data stream and initialisation. ``out`` (if given)
+    receives the compact checkpoint; ``save_every`` also writes ``<out>.step<N>.pt`` along the way. ``device="cuda"``
+    trains on a GPU (the data is still generated on CPU workers; raise ``workers`` to keep up).
     """
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = create_toy_model(init_seed=seed)
+    model = create_toy_model(init_seed=seed).to(device)
     model.train()
     opt = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6)
 
@@ -196,14 +206,14 @@ def pretrain(
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    stream = PairStream(seed, batch_size, 0, steps)
+    stream = PairStream(seed, batch_size, 0, steps, group)
     loader = torch.utils.data.DataLoader(
         stream, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None
     )
     losses: list[float] = []
     t0 = time.time()
     for step, (images, tokens) in enumerate(loader):
-        loss = clip_loss(model, images, tokens)
+        loss = clip_loss(model, images.to(device), tokens.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -216,6 +226,8 @@ def pretrain(
                 f"step {step + 1}/{steps} loss {recent:.3f} scale {model.logit_scale.exp().item():.1f} "
                 f"lr {sched.get_last_lr()[0]:.2e} elapsed {time.time() - t0:.0f}s"
             )
+        if out is not None and save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+            _save(model, Path(out).with_suffix(f".step{step + 1}.pt"), {"step": step + 1})
     if out is not None:
         meta = {
             "seed": seed,
@@ -224,17 +236,21 @@ def pretrain(
             "lr": lr,
             "weight_decay": weight_decay,
             "warmup": warmup,
+            "group": group,
             "final_loss": float(np.mean(losses[-50:])),
             "wall_s": round(time.time() - t0, 1),
             "torch": str(torch.__version__),
         }
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        torch.save(compact_state_dict(model, meta), tmp)
-        tmp.replace(out)
-        log(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f}s")
+        _save(model, Path(out), meta)
+        log(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f}s")
     return losses
+
+
+def _save(model: nn.Module, out: Path, meta: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    torch.save(compact_state_dict(model, meta), tmp)
+    tmp.replace(out)
 
 
 def estimate_steps(minutes: float, batch_size: int, threads: int | None = None, probe: int = 5) -> int:
