@@ -155,3 +155,13 @@ def test_attribute_probe_sees_what_pretraining_taught(one_thread: None) -> None:
     untrained = attribute_probe(create_toy_model().eval(), n=600, steps=150)
     assert trained["colour"] > untrained["colour"] + 20, (trained, untrained)
     assert all(0 <= trained[a] <= 100 for a in ("shape", "texture", "count", "scene"))
+
+
+def test_a_toy_checkpoint_file_loads_as_pretrained_weights() -> None:
+    """`--pretrained FILE` with a `bench toy pretrain` output gives the same weights as the shipped `toy` tag."""
+    from bench.backbone import create_model
+
+    by_tag = create_model("toy-vit", "toy").state_dict()
+    by_file = create_model("toy-vit", str(checkpoint_path())).state_dict()
+    assert by_tag.keys() == by_file.keys()
+    assert all(torch.equal(by_tag[k], by_file[k]) for k in by_tag)
