@@ -92,17 +92,13 @@ def _quiet_open_clip() -> Iterator[None]:
 
 
 def _load_state_dict(pretrained: str) -> dict[str, Tensor]:
-    if pretrained == "toy":
-        from bench.datasets import toy
+    from bench.datasets.toy.pretrain import checkpoint_path, expand_compact, is_compact
 
-        state = toy.load_toy_state_dict()  # the shipped file is compact; this rebuilds the full state dict
-    else:
-        state = torch.load(pretrained, map_location="cpu", weights_only=True)
-        if state.get("format", "").startswith("adaptbench-toy-clip"):  # a `bench toy pretrain` output
-            from bench.datasets import toy
-
-            state = toy.load_toy_state_dict(pretrained)
-        state = state.get("state_dict", state)
+    path = checkpoint_path() if pretrained == "toy" else pretrained
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if is_compact(state):  # the shipped toy file or a `bench toy pretrain` output: rebuild the full state dict
+        state = expand_compact(state)
+    state = state.get("state_dict", state)
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 

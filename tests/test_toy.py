@@ -154,7 +154,8 @@ def test_attribute_probe_sees_what_pretraining_taught(one_thread: None) -> None:
     trained = attribute_probe(load_toy_model(), n=600, steps=150)
     untrained = attribute_probe(create_toy_model().eval(), n=600, steps=150)
     assert trained["colour"] > untrained["colour"] + 20, (trained, untrained)
-    assert all(0 <= trained[a] <= 100 for a in ("shape", "texture", "count", "scene"))
+    # scene (the background) is plain to any features, trained or not: the probe itself must find it
+    assert trained["scene"] > trained["scene_majority"] + 30 and untrained["scene"] > untrained["scene_majority"] + 30
 
 
 def test_a_toy_checkpoint_file_loads_as_pretrained_weights() -> None:

@@ -36,7 +36,7 @@ def pretrain(
     from bench.datasets.toy.pretrain import pretrain as run
 
     if minutes is not None:
-        steps = estimate_steps(minutes, batch_size, threads)
+        steps = estimate_steps(minutes, batch_size, threads, device=device)
         typer.echo(f"--minutes {minutes}: running {steps} steps (not reproducible across machines; pass --steps)")
     t0 = time.time()
     run(

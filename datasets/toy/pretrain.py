@@ -37,7 +37,16 @@ def base_token_embedding(vocab: int, width: int) -> Tensor:
 
 def load_toy_state_dict(path: str | Path | None = None) -> dict[str, Tensor]:
     """The full open_clip state dict of the toy CLIP (float32), rebuilt from the compact checkpoint."""
-    blob = torch.load(path or CHECKPOINT, map_location="cpu", weights_only=True)
+    return expand_compact(torch.load(path or CHECKPOINT, map_location="cpu", weights_only=True))
+
+
+def is_compact(blob: object) -> bool:
+    """Whether a loaded file is in the compact toy format (the output of :func:`compact_state_dict`)."""
+    return isinstance(blob, dict) and str(blob.get("format", "")).startswith("adaptbench-toy-clip")
+
+
+def expand_compact(blob: dict) -> dict[str, Tensor]:
+    """The full float32 state dict from a loaded compact checkpoint (token-embedding rows put back on the base)."""
     state = {k: v.float() for k, v in blob["state_dict"].items()}
     vocab, width = blob["vocab_size"], blob["text_width"]
     emb = base_token_embedding(vocab, width)
@@ -122,10 +131,18 @@ def make_batch(seed: int, index: int, batch_size: int, group: int = 1) -> tuple[
         for im, cap in pairs:
             images.append(np.asarray(im))
             captions.append(cap)
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+    return clip_pixels(np.stack(images)), open_clip.tokenize(captions)
+
+
+def clip_pixels(images: np.ndarray) -> Tensor:
+    """A uint8 ``(N, H, W, 3)`` stack as the model's input: ``(N, 3, H, W)`` float, CLIP mean/std (no resize: the toy
+    images are already at the model's 64 px)."""
+    import open_clip
+
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std, open_clip.tokenize(captions)
+    return (x - mean) / std
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -253,13 +270,15 @@ def _save(model: nn.Module, out: Path, meta: dict) -> None:
     tmp.replace(out)
 
 
-def estimate_steps(minutes: float, batch_size: int, threads: int | None = None, probe: int = 5) -> int:
+def estimate_steps(
+    minutes: float, batch_size: int, threads: int | None = None, probe: int = 5, device: str = "cpu"
+) -> int:
     """How many steps fit in ``minutes`` on this machine, from timing a few steps (for ``--minutes``)."""
     if threads:
         torch.set_num_threads(threads)
-    model = create_toy_model()
+    model = create_toy_model().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batch = make_batch(0, 0, batch_size)
+    batch = tuple(t.to(device) for t in make_batch(0, 0, batch_size))
     t0 = time.time()
     for i in range(probe + 1):
         if i == 1:
@@ -268,6 +287,7 @@ def estimate_steps(minutes: float, batch_size: int, threads: int | None = None, 
         opt.zero_grad()
         loss.backward()
         opt.step()
+    float(loss)  # waits for the device
     per_step = (time.time() - t0) / probe
     t1 = time.time()
     make_batch(0, 1, batch_size)

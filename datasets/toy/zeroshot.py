@@ -15,13 +15,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from bench.datasets.toy import generator as gen
 from bench.datasets.toy.data import READERS, SPEC_BY_NAME
+from bench.datasets.toy.pretrain import clip_pixels, create_toy_model, load_toy_state_dict
 
 
 def load_toy_model(path: str | Path | None = None) -> nn.Module:
     """The shipped (or given) toy CLIP as an open_clip model in eval mode."""
-    from bench.datasets.toy.pretrain import create_toy_model, load_toy_state_dict
-
     model = create_toy_model()
     model.load_state_dict(load_toy_state_dict(path))
     return model.eval()
@@ -30,15 +30,10 @@ def load_toy_model(path: str | Path | None = None) -> nn.Module:
 @torch.inference_mode()
 def encode_images(model: nn.Module, paths: list[str], batch_size: int = 256) -> Tensor:
     """L2-normalised image features (64x64 PNGs, CLIP mean/std: the harness' test preprocessing at 64 px)."""
-    import open_clip
-
-    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
     feats = []
     for i in range(0, len(paths), batch_size):
         arr = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths[i : i + batch_size]])
-        x = (torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255 - mean) / std
-        feats.append(F.normalize(model.encode_image(x), dim=-1))
+        feats.append(F.normalize(model.encode_image(clip_pixels(arr)), dim=-1))
     return torch.cat(feats)
 
 
@@ -115,12 +110,10 @@ def attribute_probe(model: nn.Module, n: int = 2400, seed: int = 123, steps: int
     adaptation method can recover on the toy datasets (the cause of a flat few-shot column), and it tells whether a
     new checkpoint is worth a sweep. 3/4 of the ``n`` images train the probe (standardised features, AdamW), 1/4 test.
     """
-    from bench.datasets.toy import generator as gen
-
     rng = np.random.default_rng(seed)
     scenes = [gen.sample_scene(rng, gen.PRETRAIN_STYLE_P) for _ in range(n)]
     arr = np.stack([np.asarray(gen.render(rng, s)) for s in scenes])
-    x = _normalise(torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 255)
+    x = clip_pixels(arr)
     with torch.inference_mode():
         f = torch.cat([model.encode_image(x[i : i + 256]) for i in range(0, n, 256)]).float()
     cut = n * 3 // 4
@@ -129,7 +122,7 @@ def attribute_probe(model: nn.Module, n: int = 2400, seed: int = 123, steps: int
         "shape": gen.SHAPES,
         "colour": list(gen.COLOURS),
         "texture": gen.TEXTURES,
-        "count": [1, 2, 3, 4, 5, 6],
+        "count": list(range(1, len(gen.COUNT_WORDS) + 1)),
         "size": list(gen.SIZES),
         "position": gen.POSITIONS,
         "scene": gen.SCENES,
@@ -151,11 +144,3 @@ def attribute_probe(model: nn.Module, n: int = 2400, seed: int = 123, steps: int
         majority = float(torch.bincount(y[cut:]).max() / (n - cut) * 100)
         out[f"{attr}_majority"] = majority
     return out
-
-
-def _normalise(x: Tensor) -> Tensor:
-    import open_clip
-
-    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
