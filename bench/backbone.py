@@ -60,10 +60,10 @@ def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = 
     if pretrained == "none":
         with torch.random.fork_rng(devices=[]), _quiet_open_clip():
             torch.manual_seed(0)  # random weights are a fixed function of the architecture, for every run
-            return open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick)
+            return _finish(arch, open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick))
     if pretrained == "toy" or os.path.isfile(pretrained):
         with _quiet_open_clip():
-            model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick)
+            model = _finish(arch, open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick))
         model.load_state_dict(_load_state_dict(pretrained))
         return model
     if not open_clip.get_pretrained_cfg(arch, pretrained):
@@ -77,6 +77,15 @@ def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = 
             f"open_clip looks in {_open_clip_cache_hint(arch, pretrained, cache_dir)} — download them there on a "
             f"machine with network, or pass --pretrained PATH to a state-dict file"
         ) from None
+
+
+def _finish(arch: str, model: nn.Module) -> nn.Module:
+    """What an open_clip config cannot say: the toy CLIP's convolutional stem (see ``toy.pretrain.ConvStem``)."""
+    if arch == "toy-vit":
+        from bench.datasets.toy.pretrain import with_conv_stem
+
+        return with_conv_stem(model)
+    return model
 
 
 @contextlib.contextmanager
@@ -182,7 +191,7 @@ class Backbone(nn.Module):
     ) -> Tensor:
         """Image features (unnormalised); ``extra_tokens`` (n, width) are appended after the patch tokens."""
         v = self.model.visual
-        x = v.conv1(images.to(v.conv1.weight.dtype))
+        x = v.conv1(images.to(v.class_embedding.dtype))
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
         cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype)

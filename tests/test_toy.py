@@ -41,12 +41,25 @@ def test_group_scenes_are_hard_negatives() -> None:
     assert len({s.shape for s in group}) == 6
 
 
+def test_clear_scenes_and_attribute_labels() -> None:
+    """The curriculum's clear photos are what they claim; labels index :data:`ATTRIBUTES` in order."""
+    rng = np.random.default_rng(0)
+    scenes = [gen.sample_clear_scene(rng) for _ in range(40)]
+    assert all(s.style == "photo" and s.count <= 2 and s.size != "small" and s.clutter <= 0.1 for s in scenes)
+    assert len({s.shape for s in scenes}) > 6  # only the nuisance is reduced, not the content
+    for s in scenes[:5]:
+        labels = gen.attribute_labels(s)
+        assert [vals[i] for vals, i in zip(gen.ATTRIBUTES.values(), labels, strict=True)] == [
+            getattr(s, name) for name in gen.ATTRIBUTES
+        ]
+
+
 def test_pair_stream_gives_the_same_batches_whatever_the_workers() -> None:
     from bench.datasets.toy.pretrain import PairStream
 
     def batches(workers: int) -> list[torch.Tensor]:
         loader = torch.utils.data.DataLoader(PairStream(0, 2, 0, 5, group=2), batch_size=None, num_workers=workers)
-        return [tokens for _images, tokens in loader]
+        return [tokens for _images, tokens, _labels in loader]
 
     one, two = batches(0), batches(2)
     assert len(two) == 5 and all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
@@ -66,7 +79,9 @@ def test_a_few_pretraining_steps_lower_the_loss(one_thread: None) -> None:
 
     torch.manual_seed(0)
     model = create_toy_model()
-    batch = make_batch(0, 0, 16)
+    images, tokens, labels = make_batch(0, 0, 16, clear=0.5)
+    assert images.shape == (16, 3, 64, 64) and labels.shape == (16, len(gen.ATTRIBUTES))
+    batch = (images, tokens)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     with torch.no_grad():
         before = float(clip_loss(model, *batch))
@@ -137,8 +152,10 @@ def test_shipped_checkpoint_loads_and_zero_shots(tmp_path: Path, one_thread: Non
     from bench.datasets.toy.zeroshot import zero_shot_report
 
     assert checkpoint_path().is_file() and checkpoint_path().stat().st_size < 20e6
+    from bench.datasets.toy.pretrain import with_conv_stem
+
     open_clip.add_model_config(Path(bench.__file__).parent / "model_configs")
-    model = open_clip.create_model("toy-vit", pretrained=None)
+    model = with_conv_stem(open_clip.create_model("toy-vit", pretrained=None))
     model.load_state_dict(load_toy_state_dict())
     model.eval()
     root = ensure_toy_data(tmp_path, names=["toy_colors"])

@@ -26,6 +26,11 @@ def pretrain(
         int, typer.Option(help="Build batches from groups of this many hard negatives (same colour/scene/style).")
     ] = 1,
     warmup: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 100,
+    aux_weight: Annotated[
+        float, typer.Option(help="Weight of the auxiliary attribute-label loss on the image embedding (0: off).")
+    ] = 1.0,
+    clear_start: Annotated[float, typer.Option(help="Share of clear photos in the stream at the first step.")] = 0.9,
+    clear_end: Annotated[float, typer.Option(help="Share of clear photos at the last step (linear in between).")] = 0.3,
     save_every: Annotated[int, typer.Option(help="Also write <out>.step<N>.pt every N steps (0: never).")] = 0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
     device: Annotated[str, typer.Option(help="cpu, or cuda to pretrain on a GPU.")] = "cpu",
@@ -47,6 +52,9 @@ def pretrain(
         lr=lr,
         group=group,
         warmup=warmup,
+        aux_weight=aux_weight,
+        clear_start=clear_start,
+        clear_end=clear_end,
         save_every=save_every,
         threads=threads,
         device=device,
@@ -77,7 +85,11 @@ def generate(
 @toy_app.command()
 def probe(
     checkpoint: Annotated[
-        Path | None, typer.Option(help="A toy checkpoint (default: the shipped one); 'random' for an untrained model.")
+        list[Path] | None,
+        typer.Option(
+            help="A toy checkpoint (default: the shipped one); 'random' for an untrained model. Repeat it to compare "
+            "several (e.g. the <out>.step<N>.pt files of a pretraining run: its learning curve)."
+        ),
     ] = None,
     n: Annotated[int, typer.Option(help="Generated images (3/4 train the probe, 1/4 test it).")] = 2400,
 ) -> None:
@@ -88,14 +100,17 @@ def probe(
     from bench.datasets.toy.pretrain import create_toy_model
     from bench.datasets.toy.zeroshot import ATTRIBUTES, attribute_probe, load_toy_model
 
-    if checkpoint is not None and str(checkpoint) == "random":
-        model = create_toy_model().eval()
-    else:
-        if checkpoint is not None and not checkpoint.is_file():
-            raise typer.BadParameter(f"{checkpoint} does not exist; pass a file from `bench toy pretrain`")
-        model = load_toy_model(checkpoint)
-    res = attribute_probe(model, n=n)
-    table = Table("attribute", "probe acc", "majority class")
-    for attr in ATTRIBUTES:
-        table.add_row(attr, f"{res[attr]:.1f}", f"{res[attr + '_majority']:.1f}")
-    Console().print(table)
+    rows: list[tuple[str, dict[str, float]]] = []
+    for path in checkpoint or [None]:
+        if path is not None and str(path) == "random":
+            model = create_toy_model().eval()
+        else:
+            if path is not None and not path.is_file():
+                raise typer.BadParameter(f"{path} does not exist; pass a file from `bench toy pretrain`")
+            model = load_toy_model(path)
+        rows.append((str(path or "shipped"), attribute_probe(model, n=n)))
+    table = Table("checkpoint", *ATTRIBUTES, title="linear-probe accuracy (%) per attribute")
+    for name, res in rows:
+        table.add_row(name, *(f"{res[a]:.1f}" for a in ATTRIBUTES))
+    table.add_row("majority class", *(f"{rows[0][1][a + '_majority']:.1f}" for a in ATTRIBUTES))
+    Console(width=200).print(table)

@@ -51,6 +51,17 @@ SIZES = {"small": 0.17, "medium": 0.26, "large": 0.38}  # object diameter as a f
 COUNT_WORDS = ["one", "two", "three", "four", "five", "six"]
 POSITIONS = ["left", "right", "top", "bottom", "center"]
 STYLES = ["photo", "sketch", "cartoon", "painting", "noisy", "lowres", "inverted"]
+# Every scene attribute and its values, in label order (pretraining's auxiliary heads and `bench toy probe`).
+ATTRIBUTES: dict[str, list] = {
+    "shape": SHAPES,
+    "colour": list(COLOURS),
+    "texture": TEXTURES,
+    "count": list(range(1, len(COUNT_WORDS) + 1)),
+    "size": list(SIZES),
+    "position": POSITIONS,
+    "scene": SCENES,
+    "style": STYLES,
+}
 
 # What the pretraining crawl looks like: mostly photos, some renditions (real CLIP saw sketches and cartoons too).
 PRETRAIN_STYLE_P = {
@@ -78,6 +89,11 @@ class Scene:
     style: str = "photo"
     clutter: float = 0.3  # 0..1: amount of background distractor strokes
     distractors: int = 0  # extra objects of other shapes/colours (ImageNet-A-like hard cases)
+
+
+def attribute_labels(s: Scene) -> list[int]:
+    """The scene's value index for each of :data:`ATTRIBUTES` (the generator's own labels)."""
+    return [values.index(getattr(s, name)) for name, values in ATTRIBUTES.items()]
 
 
 def sample_scene(rng: np.random.Generator, style_p: dict[str, float] | None = None, **fixed: object) -> Scene:
@@ -513,6 +529,22 @@ def sample_pair(rng: np.random.Generator, style_p: dict[str, float] | None = Non
     """One pretraining pair from the toy web: a random scene, its image and a caption."""
     s = sample_scene(rng, style_p or PRETRAIN_STYLE_P)
     return render(rng, s), caption(rng, s)
+
+
+def sample_clear_scene(rng: np.random.Generator) -> Scene:
+    """A "clear" photo: one or two medium-to-large objects, little clutter, photo style.
+
+    Why: in the full crawl most shapes are small, cluttered, pixelated or noisy, and a small network trained on it
+    alone does not learn shape or texture in a CPU budget (datasets/toy/README.md, measured). Real web crawls also
+    hold many clean product-like photos; mixing them in (a curriculum) is what lets the toy CLIP learn to see shape.
+    """
+    return sample_scene(
+        rng,
+        {"photo": 1.0},
+        count=int(rng.choice([1, 1, 2])),
+        size=str(rng.choice(["medium", "large", "large"])),
+        clutter=float(rng.uniform(0.0, 0.1)),
+    )
 
 
 def group_scenes(rng: np.random.Generator, n: int, style_p: dict[str, float] | None = None) -> list[Scene]:

@@ -100,7 +100,7 @@ def linear_probe_gain(model: nn.Module, root: Path, name: str, shots: int = 16, 
     return {"zero_shot": _acc(xte, yte, w0), "probe": _acc(xte, yte, F.normalize(w.detach(), dim=-1))}
 
 
-ATTRIBUTES = ("shape", "colour", "texture", "count", "size", "position", "scene", "style")
+ATTRIBUTES = tuple(gen.ATTRIBUTES)
 
 
 def attribute_probe(model: nn.Module, n: int = 2400, seed: int = 123, steps: int = 300) -> dict[str, float]:
@@ -118,21 +118,11 @@ def attribute_probe(model: nn.Module, n: int = 2400, seed: int = 123, steps: int
         f = torch.cat([model.encode_image(x[i : i + 256]) for i in range(0, n, 256)]).float()
     cut = n * 3 // 4
     f = (f - f[:cut].mean(0)) / (f[:cut].std(0) + 1e-6)
-    vocab = {
-        "shape": gen.SHAPES,
-        "colour": list(gen.COLOURS),
-        "texture": gen.TEXTURES,
-        "count": list(range(1, len(gen.COUNT_WORDS) + 1)),
-        "size": list(gen.SIZES),
-        "position": gen.POSITIONS,
-        "scene": gen.SCENES,
-        "style": gen.STYLES,
-    }
     out: dict[str, float] = {}
     for attr in ATTRIBUTES:
-        y = torch.tensor([vocab[attr].index(getattr(s, attr)) for s in scenes])
+        y = torch.tensor([gen.ATTRIBUTES[attr].index(getattr(s, attr)) for s in scenes])
         torch.manual_seed(seed)
-        head = nn.Linear(f.shape[1], len(vocab[attr]))
+        head = nn.Linear(f.shape[1], len(gen.ATTRIBUTES[attr]))
         opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=1e-2)
         for _ in range(steps):
             loss = F.cross_entropy(head(f[:cut]), y[:cut])
