@@ -183,3 +183,20 @@ def test_a_toy_checkpoint_file_loads_as_pretrained_weights() -> None:
     by_file = create_model("toy-vit", str(checkpoint_path())).state_dict()
     assert by_tag.keys() == by_file.keys()
     assert all(torch.equal(by_tag[k], by_file[k]) for k in by_tag)
+
+
+@pytest.mark.parametrize("name", ["toy_colors", "toy_scenes"])
+def test_camera_datasets_are_the_plain_render_through_the_camera(name: str) -> None:
+    """The domain-gap datasets: the same scene as without the camera, post-processed by exactly that camera."""
+    from dataclasses import replace
+
+    from bench.datasets.toy.data import CAMERAS, render_item
+
+    spec = SPEC_BY_NAME[name]
+    assert spec.camera in CAMERAS
+    classname = spec.classnames[0]
+    plain = np.asarray(render_item(replace(spec, camera=None), classname, [1, 2, 3]), np.float32)
+    seen = np.asarray(render_item(spec, classname, [1, 2, 3]))
+    expected = np.clip(CAMERAS[spec.camera](plain), 0, 255).astype(np.uint8)
+    assert np.array_equal(seen, expected)
+    assert np.abs(seen.astype(np.float32) - plain).mean() > 20  # a real shift, not a no-op

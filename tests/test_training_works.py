@@ -7,6 +7,7 @@ Measured with the shipped toy CLIP (seed 1, the settings below; datasets/toy/REA
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,14 +41,21 @@ def _run(results: Path, method: str, *options: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def zero_shot(tmp_path_factory: pytest.TempPathFactory) -> float:
+def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private toy data root (only the one dataset is generated, in a few seconds)."""
+    root = tmp_path_factory.mktemp("toy")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_TOY_ROOT", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def zero_shot(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> float:
     return _run(tmp_path_factory.mktemp("zs"), "zeroshot")
 
 
 @pytest.mark.parametrize("method", sorted(SETTINGS))
-def test_training_beats_zero_shot_and_lr0_does_not(
-    method: str, zero_shot: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_training_beats_zero_shot_and_lr0_does_not(method: str, zero_shot: float, tmp_path: Path) -> None:
     trained = _run(tmp_path / "lr", method, *SETTINGS[method])
     frozen = _run(tmp_path / "lr0", method, *SETTINGS[method], "train.lr=0")
     assert trained >= zero_shot + MARGIN, (method, trained, zero_shot)

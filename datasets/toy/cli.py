@@ -21,7 +21,7 @@ def pretrain(
         typer.Option(help="Instead of --steps: time the first steps and size the run to this many minutes."),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Image/caption pairs per step.")] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     group: Annotated[
         int, typer.Option(help="Build batches from groups of this many hard negatives (same colour/scene/style).")
     ] = 1,
@@ -92,6 +92,7 @@ def probe(
         ),
     ] = None,
     n: Annotated[int, typer.Option(help="Generated images (3/4 train the probe, 1/4 test it).")] = 2400,
+    clear: Annotated[bool, typer.Option(help="Probe on clear photos instead of the full pretraining crawl.")] = False,
 ) -> None:
     """What the toy CLIP's image tower sees: many-shot linear-probe accuracy per scene attribute vs the majority class."""
     from rich.console import Console
@@ -108,9 +109,45 @@ def probe(
             if path is not None and not path.is_file():
                 raise typer.BadParameter(f"{path} does not exist; pass a file from `bench toy pretrain`")
             model = load_toy_model(path)
-        rows.append((str(path or "shipped"), attribute_probe(model, n=n)))
+        rows.append((str(path or "shipped"), attribute_probe(model, n=n, clear=clear)))
     table = Table("checkpoint", *ATTRIBUTES, title="linear-probe accuracy (%) per attribute")
     for name, res in rows:
         table.add_row(name, *(f"{res[a]:.1f}" for a in ATTRIBUTES))
     table.add_row("majority class", *(f"{rows[0][1][a + '_majority']:.1f}" for a in ATTRIBUTES))
+    Console(width=200).print(table)
+
+
+@toy_app.command()
+def zeroshot(
+    checkpoint: Annotated[Path | None, typer.Option(help="A toy checkpoint (default: the shipped one).")] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Data root (default $BENCH_TOY_ROOT or ~/.cache/adaptbench/toy).")
+    ] = None,
+    probe: Annotated[bool, typer.Option(help="Also fit a 16-shot linear probe on each dataset's base classes.")] = True,
+) -> None:
+    """Zero-shot base/novel/HM of a toy CLIP on every toy dataset, outside the harness (the toy README's table)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench.datasets.toy.data import SPEC_BY_NAME, ensure_toy_data
+    from bench.datasets.toy.zeroshot import linear_probe_gain, load_toy_model, zero_shot_report
+
+    if checkpoint is not None and not checkpoint.is_file():
+        raise typer.BadParameter(f"{checkpoint} does not exist; pass a file from `bench toy pretrain`")
+    model = load_toy_model(checkpoint)
+    data = ensure_toy_data(root)
+    report = zero_shot_report(model, data)
+    table = Table("dataset", "base", "novel", "HM", "all (chance)", "16-shot probe, base", title="toy zero-shot (%)")
+    bases, novels = [], []
+    for name, r in report.items():
+        if SPEC_BY_NAME[name].test_only:
+            table.add_row(name, "", "", "", f"{r['all']:.1f} ({r['chance_all']:.1f})", "")
+            continue
+        bases.append(r["base"])
+        novels.append(r["novel"])
+        gain = f"{linear_probe_gain(model, data, name)['probe']:.1f}" if probe else ""
+        table.add_row(name, f"{r['base']:.1f}", f"{r['novel']:.1f}", f"{r['hm']:.1f}",
+                      f"{r['all']:.1f} ({r['chance_all']:.1f})", gain)  # fmt: skip
+    b, n = sum(bases) / len(bases), sum(novels) / len(novels)
+    table.add_row("average", f"{b:.1f}", f"{n:.1f}", f"{2 * b * n / (b + n):.1f}", "", "")
     Console(width=200).print(table)

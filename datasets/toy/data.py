@@ -23,7 +23,7 @@ from bench.datasets.base import DatasetReader
 from bench.datasets.toy import generator as gen
 from bench.registry import DATASETS
 
-DATA_VERSION = "2"  # bump when the generator or the specs change: cached folders are then rebuilt
+DATA_VERSION = "3"  # bump when the generator or the specs change: cached folders are then rebuilt
 _DATA_SEED = 1_000_003  # distinct from any pretraining seed stream
 IMAGE_DIR = "images"
 
@@ -45,6 +45,7 @@ class ToySpec:
     style_p: dict[str, float] = field(default_factory=lambda: {"photo": 1.0})
     test_only: bool = False
     source: str | None = None
+    camera: str | None = None  # a post-processing the pretraining crawl never saw (a domain gap): see CAMERAS
 
     @property
     def split_file(self) -> str:
@@ -113,6 +114,7 @@ SPECS: list[ToySpec] = [
         list(gen.COLOURS),
         "a photo of a {} object.",
         lambda c, rng: {"colour": c, "count": _few(rng)},
+        camera="tungsten",  # colours under a warm cast: a domain gap where zero-shot confuses neighbouring hues
     ),
     ToySpec(
         "toy_textures",
@@ -137,6 +139,7 @@ SPECS: list[ToySpec] = [
         "a photo of a {} scene.",
         lambda c, rng: {"scene": c, "count": _few(rng)},
         n_test=24,
+        camera="thermal",  # the toy EuroSAT: a false-colour sensor pretraining never saw
     ),
     ToySpec(
         "toy_objects",
@@ -250,14 +253,35 @@ def _items(spec: ToySpec) -> dict[str, list[tuple[str, int, str, list[int]]]]:
     return out
 
 
+def _tungsten(img: np.ndarray) -> np.ndarray:
+    """Uncorrected tungsten light: a strong warm cast (blue suppressed), as a camera without white balance records."""
+    return img * np.array([1.0, 0.8, 0.45], np.float32) + np.array([25.0, 10.0, 0.0], np.float32)
+
+
+def _thermal(img: np.ndarray) -> np.ndarray:
+    """A false-colour sensor: luminance mapped through a blue→red→yellow palette (the toy EuroSAT)."""
+    lum = img @ np.array([0.3, 0.59, 0.11], np.float32) / 255.0
+    return np.stack([np.clip(lum * 2.2, 0, 1), np.clip(lum * 2 - 0.8, 0, 1), np.clip(1 - lum * 1.6, 0, 1)], -1) * 255
+
+
+# Dataset-only renderings: the EuroSAT-like domain gaps (zero-shot struggles, the features still carry the class).
+CAMERAS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"tungsten": _tungsten, "thermal": _thermal}
+
+
 def render_item(spec: ToySpec, classname: str, key: list[int]):  # -> PIL.Image.Image
     """The image of one dataset item (a pure function of the spec, class and key)."""
+    from dataclasses import replace
+
+    from PIL import Image
+
     rng = np.random.default_rng(key)
     scene = gen.sample_scene(rng, spec.style_p)
     fixed = spec.attrs(classname, rng)
-    from dataclasses import replace
-
-    return gen.render(rng, replace(scene, **fixed))
+    img = gen.render(rng, replace(scene, **fixed))
+    if spec.camera is None:
+        return img
+    out = CAMERAS[spec.camera](np.asarray(img, np.float32))
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
 
 
 def write_dataset(spec: ToySpec, root: Path) -> Path:

@@ -234,9 +234,9 @@ class AttributeHeads(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(dim, len(v)) for v in ATTRIBUTES.values())
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
-        """Mean cross-entropy over the attributes."""
+        """The sum of the attributes' cross-entropies (a sum, not a mean: each attribute gets a full-weight signal)."""
         losses = [F.cross_entropy(h(features), labels[:, i]) for i, h in enumerate(self.heads)]
-        return torch.stack(losses).mean()
+        return torch.stack(losses).sum()
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -256,7 +256,7 @@ def pretrain(
     seed: int = 0,
     steps: int = 1200,
     batch_size: int = 128,
-    lr: float = 2e-3,
+    lr: float = 1e-3,
     weight_decay: float = 0.05,
     warmup: int = 100,
     group: int = 1,
@@ -273,7 +273,7 @@ def pretrain(
     """Pretrain the toy CLIP from scratch for ``steps`` AdamW steps (cosine schedule); returns the loss per step.
 
     The loss is CLIP's InfoNCE plus ``aux_weight`` × the mean cross-entropy of linear attribute heads on the image
-    embedding (:class:`AttributeHeads`); the share of clear photos in the stream falls linearly from ``clear_start``
+    embedding (:class:`AttributeHeads`, summed over attributes); the share of clear photos in the stream falls linearly from ``clear_start``
     to ``clear_end`` (a curriculum, :func:`~.generator.sample_clear_scene`).
     Same seed + same ``steps``/``batch_size``/``group``/curriculum → the same data stream and initialisation.
     ``out`` (if given)

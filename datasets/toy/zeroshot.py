@@ -103,15 +103,21 @@ def linear_probe_gain(model: nn.Module, root: Path, name: str, shots: int = 16, 
 ATTRIBUTES = tuple(gen.ATTRIBUTES)
 
 
-def attribute_probe(model: nn.Module, n: int = 2400, seed: int = 123, steps: int = 300) -> dict[str, float]:
+def attribute_probe(
+    model: nn.Module, n: int = 2400, seed: int = 123, steps: int = 300, clear: bool = False
+) -> dict[str, float]:
     """Held-out accuracy of a many-shot linear probe for each scene attribute, on pretraining-distribution images.
 
     Why: it says what the image tower *sees*, independent of text. An attribute the probe cannot decode is one no
     adaptation method can recover on the toy datasets (the cause of a flat few-shot column), and it tells whether a
     new checkpoint is worth a sweep. 3/4 of the ``n`` images train the probe (standardised features, AdamW), 1/4 test.
+    ``clear`` probes on clear photos (:func:`~.generator.sample_clear_scene`) instead of the full crawl.
     """
     rng = np.random.default_rng(seed)
-    scenes = [gen.sample_scene(rng, gen.PRETRAIN_STYLE_P) for _ in range(n)]
+    if clear:
+        scenes = [gen.sample_clear_scene(rng) for _ in range(n)]
+    else:
+        scenes = [gen.sample_scene(rng, gen.PRETRAIN_STYLE_P) for _ in range(n)]
     arr = np.stack([np.asarray(gen.render(rng, s)) for s in scenes])
     x = clip_pixels(arr)
     with torch.inference_mode():
