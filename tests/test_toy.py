@@ -200,3 +200,20 @@ def test_camera_datasets_are_the_plain_render_through_the_camera(name: str) -> N
     expected = np.clip(CAMERAS[spec.camera](plain), 0, 255).astype(np.uint8)
     assert np.array_equal(seen, expected)
     assert np.abs(seen.astype(np.float32) - plain).mean() > 20  # a real shift, not a no-op
+
+
+def test_a_dataset_from_an_older_data_version_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bumping DATA_VERSION rebuilds every dataset a sweep needs, one at a time as sweeps ask for them."""
+    from bench.datasets.toy import data
+
+    monkeypatch.setattr(data, "SPECS", [_tiny(SPEC_BY_NAME[n]) for n in ("toy_colors", "toy_counts")])
+    monkeypatch.setattr(data, "SPEC_BY_NAME", {s.name: s for s in data.SPECS})
+    data.ensure_toy_data(tmp_path)
+    data_version_before = data.DATA_VERSION
+    monkeypatch.setattr(data, "DATA_VERSION", "test-next")
+    data.ensure_toy_data(tmp_path, names=["toy_colors"])  # toy_counts' old folder is still there
+    assert (tmp_path / "toy_colors" / data.VERSION_FILE).read_text() == "test-next"
+    assert (tmp_path / "toy_counts" / data.VERSION_FILE).read_text() == data_version_before
+    data.ensure_toy_data(tmp_path, names=["toy_counts"])
+    assert (tmp_path / "toy_counts" / data.VERSION_FILE).read_text() == "test-next"
+    assert (tmp_path / ".complete-vtest-next.json").exists()

@@ -72,11 +72,13 @@ def generate(
     force: Annotated[bool, typer.Option(help="Rewrite the datasets even if present.")] = False,
 ) -> None:
     """Write the toy datasets in the CoOp layout (images + split_zhou_*.json); a no-op when already there."""
-    from bench.datasets.toy.data import DATA_VERSION, SPECS, default_root, ensure_toy_data
+    from bench.datasets.toy.data import DATA_VERSION, SPECS, VERSION_FILE, default_root, ensure_toy_data
 
     target = (root or default_root()).expanduser()
     if force:
         (target / f".complete-v{DATA_VERSION}.json").unlink(missing_ok=True)
+        for spec in SPECS:
+            (target / spec.name / VERSION_FILE).unlink(missing_ok=True)
     t0 = time.time()
     path = ensure_toy_data(target)
     typer.echo(f"toy data at {path} ({len(SPECS)} datasets, {time.time() - t0:.1f}s)")

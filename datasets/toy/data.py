@@ -26,6 +26,7 @@ from bench.registry import DATASETS
 DATA_VERSION = "3"  # bump when the generator or the specs change: cached folders are then rebuilt
 _DATA_SEED = 1_000_003  # distinct from any pretraining seed stream
 IMAGE_DIR = "images"
+VERSION_FILE = "toy_version.txt"  # inside each dataset folder: the DATA_VERSION it was written with
 
 Attrs = Callable[[str, np.random.Generator], dict]
 
@@ -297,6 +298,7 @@ def write_dataset(spec: ToySpec, root: Path) -> Path:
             render_item(spec, c, key).save(path, optimize=False, compress_level=1)
     split = {k: [[rel, label, c] for rel, label, c, _key in rows] for k, rows in items.items()}
     (tmp / spec.split_file).write_text(json.dumps(split))
+    (tmp / VERSION_FILE).write_text(DATA_VERSION)
     (tmp / "classnames.txt").write_text("".join(f"{_folder(c)} {c}\n" for c in spec.classnames))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -326,14 +328,17 @@ def ensure_toy_data(root: Path | None = None, names: list[str] | None = None) ->
     marker = root / f".complete-v{DATA_VERSION}.json"
 
     def done(spec: ToySpec) -> bool:
-        return (root / spec.name / spec.split_file).exists()
+        """Written by this DATA_VERSION (a folder from an older version is rebuilt, even when others are current)."""
+        version = root / spec.name / VERSION_FILE
+        return (
+            (root / spec.name / spec.split_file).exists() and version.exists() and version.read_text() == DATA_VERSION
+        )
 
     if marker.exists() and all(done(s) for s in wanted):
         return root
     root.mkdir(parents=True, exist_ok=True)
     with lock(root / ".generate"):
-        stale = not marker.exists()
-        todo = [spec for spec in wanted if stale or not done(spec)]
+        todo = [spec for spec in wanted if not done(spec)]
         workers = min(len(todo), os.cpu_count() or 1, 4)
         if workers > 1:
             from concurrent.futures import ProcessPoolExecutor
