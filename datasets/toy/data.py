@@ -219,11 +219,14 @@ TOY_SUITE: dict = dict(
     # The toy source plays ImageNet: methods use their ImageNet settings on it (CoOp 50 epochs, MMA batch 128).
     roles={"toy_imagenet": "imagenet"},
     # toy-vit has 6 blocks per tower, not 12: the papers' layer choices mapped to the same relative depth.
+    # MMA's adapter scale α: 0.1, the default of MMA's code (clip/model.py), not its yaml's 0.001. At 0.001 the toy's
+    # adapters are inert: 30 SGD steps move the toy's logits by 0.001 (measured), so MMA equals zero-shot and RMAdapter
+    # equals MMA. A likely cause, not verified: toy-vit is 128 wide with 65 tokens, ViT-B/16 768 wide with 197.
     overrides={
-        "mma": {"method": {"adapter_start": 3, "adapter_end": 6}},  # MMA: blocks 5-12 of 12
+        "mma": {"method": {"adapter_start": 3, "adapter_end": 6, "adapter_scale": 0.1}},  # MMA: blocks 5-12 of 12
         "mma:cross_dataset": {"method": {"adapter_start": 4}},  # MMA xd/DG: blocks 9-12 of 12
         "mma:domain_generalization": {"method": {"adapter_start": 4}},
-        "rmadapter": {"method": {"adapter_start": 3, "adapter_end": 6}},
+        "rmadapter": {"method": {"adapter_start": 3, "adapter_end": 6, "adapter_scale": 0.1}},
         "rmadapter:cross_dataset": {"method": {"adapter_start": 4}},
         "rmadapter:domain_generalization": {"method": {"adapter_start": 4}},
         "maple": {"method": {"prompt_depth": 5}},  # MaPLe B2N: depth 9 of 12
