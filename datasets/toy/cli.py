@@ -15,7 +15,7 @@ toy_app = typer.Typer(help="The offline toy world: generate its datasets, pretra
 def pretrain(
     out: Annotated[Path, typer.Option(help="Where to write the compact checkpoint.")] = Path("toy_vit.pt"),
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and of the pair stream.")] = 0,
-    steps: Annotated[int, typer.Option(help="AdamW steps (cosine schedule over them).")] = 1200,
+    steps: Annotated[int, typer.Option(help="AdamW steps (cosine schedule over them).")] = 4000,
     minutes: Annotated[
         float | None,
         typer.Option(help="Instead of --steps: time the first steps and size the run to this many minutes."),

@@ -254,7 +254,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def pretrain(
     out: Path | None = None,
     seed: int = 0,
-    steps: int = 1200,
+    steps: int = 4000,
     batch_size: int = 128,
     lr: float = 1e-3,
     weight_decay: float = 0.05,
