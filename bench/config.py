@@ -79,8 +79,10 @@ def _parse_value(value: str) -> Any:
 
 def _coerce(key: str, old: Any, new: Any) -> Any:
     """Check ``new`` against the type of the default ``old``."""
-    if old is None or isinstance(old, str):
-        return new if isinstance(new, str) or old is None else str(new)
+    if old is None:
+        return new
+    if isinstance(old, str):  # a string option: `none` stays the word (RMAdapter's method.reconstruct=none)
+        return new if isinstance(new, str) else "none" if new is None else str(new)
     if isinstance(old, bool):
         if isinstance(new, bool):
             return new

@@ -25,6 +25,9 @@ def test_cfg_options_parse_and_type_check():
     out = apply_options(cfg, opts)
     assert out["train"] == {"lr": 0.01, "epochs": 3} and out["method"] == {"ctx_init": "a photo of a", "csc": True}
     assert isinstance(apply_options({"train": {"lr": 0.1}}, {"train.lr": 1})["train"]["lr"], float)
+    # a string option set to the word none stays the word (RMAdapter's Table 4 row `method.reconstruct=none`)
+    none = apply_options({"method": {"reconstruct": "both"}}, parse_cfg_options(["method.reconstruct=none"]))
+    assert none["method"]["reconstruct"] == "none"
 
 
 @pytest.mark.parametrize(
