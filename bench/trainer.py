@@ -49,7 +49,7 @@ def lr_factor(step: int, total: int, warmup: int, warmup_lr: float, base_lr: flo
     step ``warmup`` and would reach 0 at ``warmup + total`` (so the last epoch's lr is not 0, as in Dassl).
     """
     if step < warmup:
-        return warmup_lr / base_lr
+        return warmup_lr / base_lr if base_lr else 0.0  # lr 0 (a frozen-run control) stays 0 through warm-up
     if kind == "constant":
         return 1.0
     return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / total))

@@ -115,6 +115,7 @@ def test_dassl_constant_warmup_then_cosine():
     assert lrs[-1] > 0  # Dassl's last epoch is not at lr 0
     no_warm = [lr_factor(e, 5, 0, warm, base, "cosine") for e in range(5)]
     assert no_warm[0] == 1.0 and no_warm == sorted(no_warm, reverse=True)
+    assert lr_factor(0, total, 1, warm, 0.0, "cosine") == 0.0  # train.lr=0 with warm-up: no division by zero
 
 
 # -- atomic writes -----------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Training works: on one toy dataset, CoOp and MMA beat zero-shot on the base classes, and with ``train.lr=0`` they
 do not. A trainer, optimiser or gradient path that silently stops updating parameters fails here.
 
-Measured with the shipped toy CLIP (seed 1, the settings below; datasets/toy/README.md has the full tables).
+Measured with the shipped toy CLIP on toy_colors, seed 1, base accuracy: zero-shot 65.0; CoOp 95.8 (lr 0: 65.8);
+MMA with 20 epochs 90.8 (lr 0: 64.2). Its paper schedule (5 epochs = 30 steps here) gains only 5.8, too thin a margin.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 
-DATASET = "toy_shapes"
-# Short schedules keep this under two CPU minutes; both still learn (the margin is well inside the measured gain).
-SETTINGS = {
-    "coop": ["train.epochs=10"],
-    "mma": ["train.epochs=5"],
-}
+# toy_colors (under the tungsten camera) is where both CoOp and MMA gain most over zero-shot on the toy suite.
+DATASET = "toy_colors"
+# CoOp: the toy suite's own settings (200 epochs on cached features); MMA: 20 epochs instead of 5 (see above).
+SETTINGS: dict[str, list[str]] = {"coop": [], "mma": ["train.epochs=20"]}
 MARGIN = 8.0  # base-accuracy points over zero-shot that a working trainer must reach
 
 
