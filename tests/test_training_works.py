@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
+from bench.config import parse_cfg_options
 
 # toy_colors (under the tungsten camera) is where both CoOp and MMA gain most over zero-shot on the toy suite.
 DATASET = "toy_colors"
@@ -23,20 +24,18 @@ SETTINGS: dict[str, list[str]] = {"coop": [], "mma": ["train.epochs=20"]}
 MARGIN = 8.0  # base-accuracy points over zero-shot that a working trainer must reach
 
 
-def _base_accuracy(results: Path, method: str) -> float:
-    recs = [json.loads(p.read_text()) for p in (results / "records").rglob("*.json")]
-    (acc,) = [r["accuracy"] for r in recs if r["method"] == method and r["subset"] == "base"]
-    return acc
-
-
 def _run(results: Path, method: str, *options: str) -> float:
+    """Run one B2N training into the shared results folder (caches are built once); its base accuracy."""
     args = ["run", "--suite", "toy", "--results", results, "--method", method, "--protocol", "base2novel",
             "--datasets", DATASET, "--seeds", "1"]  # fmt: skip
     if options:
         args += ["--cfg-options", *options]
     r = CliRunner().invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, r.output
-    return _base_accuracy(results, method)
+    wanted = parse_cfg_options(options)
+    recs = [json.loads(p.read_text()) for p in (results / "records").rglob("*.json")]
+    (acc,) = [x["accuracy"] for x in recs if x["method"] == method and x["subset"] == "base" and x["options"] == wanted]
+    return acc
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +48,18 @@ def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def zero_shot(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> float:
-    return _run(tmp_path_factory.mktemp("zs"), "zeroshot")
+def results(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="module")
+def zero_shot(results: Path) -> float:
+    return _run(results, "zeroshot")
 
 
 @pytest.mark.parametrize("method", sorted(SETTINGS))
-def test_training_beats_zero_shot_and_lr0_does_not(method: str, zero_shot: float, tmp_path: Path) -> None:
-    trained = _run(tmp_path / "lr", method, *SETTINGS[method])
-    frozen = _run(tmp_path / "lr0", method, *SETTINGS[method], "train.lr=0")
+def test_training_beats_zero_shot_and_lr0_does_not(method: str, zero_shot: float, results: Path) -> None:
+    trained = _run(results, method, *SETTINGS[method])
+    frozen = _run(results, method, *SETTINGS[method], "train.lr=0")
     assert trained >= zero_shot + MARGIN, (method, trained, zero_shot)
     assert frozen < zero_shot + MARGIN / 2, (method, frozen, zero_shot)

@@ -84,6 +84,18 @@ def generate(
     typer.echo(f"toy data at {path} ({len(SPECS)} datasets, {time.time() - t0:.1f}s)")
 
 
+def _load_model(path: Path | None):  # -> nn.Module
+    """A toy checkpoint as a model in eval mode: the shipped one (None), 'random' (untrained) or a file."""
+    from bench.datasets.toy.pretrain import create_toy_model
+    from bench.datasets.toy.zeroshot import load_toy_model
+
+    if path is not None and str(path) == "random":
+        return create_toy_model().eval()
+    if path is not None and not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist; pass a file from `bench toy pretrain`")
+    return load_toy_model(path)
+
+
 @toy_app.command()
 def probe(
     checkpoint: Annotated[
@@ -100,18 +112,11 @@ def probe(
     from rich.console import Console
     from rich.table import Table
 
-    from bench.datasets.toy.pretrain import create_toy_model
-    from bench.datasets.toy.zeroshot import ATTRIBUTES, attribute_probe, load_toy_model
+    from bench.datasets.toy.zeroshot import ATTRIBUTES, attribute_probe
 
-    rows: list[tuple[str, dict[str, float]]] = []
-    for path in checkpoint or [None]:
-        if path is not None and str(path) == "random":
-            model = create_toy_model().eval()
-        else:
-            if path is not None and not path.is_file():
-                raise typer.BadParameter(f"{path} does not exist; pass a file from `bench toy pretrain`")
-            model = load_toy_model(path)
-        rows.append((str(path or "shipped"), attribute_probe(model, n=n, clear=clear)))
+    rows = [
+        (str(path or "shipped"), attribute_probe(_load_model(path), n=n, clear=clear)) for path in checkpoint or [None]
+    ]
     table = Table("checkpoint", *ATTRIBUTES, title="linear-probe accuracy (%) per attribute")
     for name, res in rows:
         table.add_row(name, *(f"{res[a]:.1f}" for a in ATTRIBUTES))
@@ -132,11 +137,10 @@ def zeroshot(
     from rich.table import Table
 
     from bench.datasets.toy.data import SPEC_BY_NAME, ensure_toy_data
-    from bench.datasets.toy.zeroshot import linear_probe_gain, load_toy_model, zero_shot_report
+    from bench.datasets.toy.zeroshot import linear_probe_gain, zero_shot_report
+    from bench.report import hm
 
-    if checkpoint is not None and not checkpoint.is_file():
-        raise typer.BadParameter(f"{checkpoint} does not exist; pass a file from `bench toy pretrain`")
-    model = load_toy_model(checkpoint)
+    model = _load_model(checkpoint)
     data = ensure_toy_data(root)
     report = zero_shot_report(model, data)
     table = Table("dataset", "base", "novel", "HM", "all (chance)", "16-shot probe, base", title="toy zero-shot (%)")
@@ -151,5 +155,5 @@ def zeroshot(
         table.add_row(name, f"{r['base']:.1f}", f"{r['novel']:.1f}", f"{r['hm']:.1f}",
                       f"{r['all']:.1f} ({r['chance_all']:.1f})", gain)  # fmt: skip
     b, n = sum(bases) / len(bases), sum(novels) / len(novels)
-    table.add_row("average", f"{b:.1f}", f"{n:.1f}", f"{2 * b * n / (b + n):.1f}", "", "")
+    table.add_row("average", f"{b:.1f}", f"{n:.1f}", f"{hm(b, n):.1f}", "", "")
     Console(width=200).print(table)

@@ -272,11 +272,10 @@ def pretrain(
 ) -> list[float]:
     """Pretrain the toy CLIP from scratch for ``steps`` AdamW steps (cosine schedule); returns the loss per step.
 
-    The loss is CLIP's InfoNCE plus ``aux_weight`` × the mean cross-entropy of linear attribute heads on the image
-    embedding (:class:`AttributeHeads`, summed over attributes); the share of clear photos in the stream falls linearly from ``clear_start``
-    to ``clear_end`` (a curriculum, :func:`~.generator.sample_clear_scene`).
-    Same seed + same ``steps``/``batch_size``/``group``/curriculum → the same data stream and initialisation.
-    ``out`` (if given)
+    The loss is CLIP's InfoNCE plus ``aux_weight`` × the summed cross-entropies of linear attribute heads on the image
+    embedding (:class:`AttributeHeads`); the share of clear photos in the stream falls linearly from ``clear_start``
+    to ``clear_end`` (a curriculum, :func:`~.generator.sample_clear_scene`). Same seed + same
+    ``steps``/``batch_size``/``group``/curriculum → the same data stream and initialisation. ``out`` (if given)
     receives the compact checkpoint; ``save_every`` also writes ``<out>.step<N>.pt`` along the way. ``device="cuda"``
     trains on a GPU (the data is still generated on CPU workers; raise ``workers`` to keep up).
     """

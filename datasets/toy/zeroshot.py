@@ -124,9 +124,10 @@ def attribute_probe(
         f = torch.cat([model.encode_image(x[i : i + 256]) for i in range(0, n, 256)]).float()
     cut = n * 3 // 4
     f = (f - f[:cut].mean(0)) / (f[:cut].std(0) + 1e-6)
+    labels = torch.tensor([gen.attribute_labels(s) for s in scenes])
     out: dict[str, float] = {}
-    for attr in ATTRIBUTES:
-        y = torch.tensor([gen.ATTRIBUTES[attr].index(getattr(s, attr)) for s in scenes])
+    for i, attr in enumerate(ATTRIBUTES):
+        y = labels[:, i]
         torch.manual_seed(seed)
         head = nn.Linear(f.shape[1], len(gen.ATTRIBUTES[attr]))
         opt = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=1e-2)
