@@ -1,6 +1,6 @@
 """adaptbench: few-shot adaptation benchmarks for CLIP-like models.
 
-The public surface: the ``bench`` CLI, :class:`bench.method.Method` (subclass it to add a method) and the registries in
+The public surface: the ``bench`` CLI, :class:`bench.model.method.Method` (subclass it to add a method) and the registries in
 :mod:`bench.registry`.
 """
 

@@ -1,14 +1,42 @@
-"""The registries of methods and datasets (mmengine ``Registry``), looked up by lowercase name."""
+"""The registries (mmengine ``Registry``): methods, datasets, suites and backbone builders, looked up by lowercase name.
+
+Each registry names the package whose import registers its entries (``locations``), so the core never imports a
+method, a dataset reader or the toy world by name: ``bench.methods`` discovers every module in ``methods/``, and
+``bench.datasets`` registers the readers and the toy world (its datasets, its suite and its backbone).
+"""
 
 from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
 
 from mmengine.registry import Registry
 
 from bench.errors import ConfigError
 
-# ``locations`` makes mmengine import the modules that register themselves, instead of side-effect imports.
 METHODS = Registry("method", scope="bench", locations=["bench.methods"])
 DATASETS = Registry("dataset", scope="bench", locations=["bench.datasets"])
+# Benchmark worlds (``bench.sweep.suites.Suite`` objects): "real" lives in the core, "toy" registers itself.
+SUITES = Registry("suite", scope="bench", locations=["bench.datasets"])
+# Architectures that an open_clip config alone cannot build: ``builder(arch, pretrained) -> nn.Module``.
+BACKBONES = Registry("backbone", scope="bench", locations=["bench.datasets"])
+
+T = TypeVar("T", bound=type)
+
+
+def register_method(name: str) -> Callable[[T], T]:
+    """Class decorator: register a :class:`~bench.model.method.Method` under ``name`` and set ``cls.name``."""
+
+    def deco(cls: T) -> T:
+        cls.name = name  # type: ignore[attr-defined]
+        METHODS.register_module(name=name, module=cls)
+        return cls
+
+    return deco
 
 
 def _names(registry: Registry) -> list[str]:
@@ -25,13 +53,13 @@ def dataset_names() -> list[str]:
 
 
 def get(registry: Registry, name: str) -> type:
-    """The class registered as ``name``; an unknown name raises a ConfigError listing the valid ones."""
+    """The entry registered as ``name``; an unknown name raises a ConfigError listing the valid ones."""
     registry.import_from_location()
-    cls = registry.module_dict.get(name.lower())
-    if cls is None:
+    entry = registry.module_dict.get(name.lower())
+    if entry is None:
         valid = ", ".join(sorted(registry.module_dict))
         raise ConfigError(f"unknown {registry.name} {name!r}; valid names: {valid}")
-    return cls
+    return entry
 
 
 def get_method(name: str) -> type:
@@ -48,3 +76,27 @@ def parse_names(value: str, registry: Registry) -> list[str]:
     for name in names:
         get(registry, name)
     return names
+
+
+def load_plugins(plugins: Sequence[str] | None) -> None:
+    """Import each plugin (idempotent): a module on ``sys.path`` (``mypkg.methods``) or a Python file (``./my_method.py``)."""
+    for plugin in plugins or []:
+        path = Path(plugin)
+        if plugin.endswith(".py"):
+            if not path.is_file():
+                raise ConfigError(f"--plugin {plugin}: no such file")
+            name = f"bench_plugin_{path.stem}"
+            if name in sys.modules:
+                continue
+            spec = importlib.util.spec_from_file_location(name, path.resolve())
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            sys.modules[spec.name] = module  # type: ignore[union-attr]
+            try:
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            except ImportError as e:
+                raise ConfigError(f"--plugin {plugin}: its imports failed ({e})") from None
+            continue
+        try:
+            importlib.import_module(plugin)
+        except ImportError as e:
+            raise ConfigError(f"--plugin {plugin}: cannot import it ({e}); is it on PYTHONPATH?") from None

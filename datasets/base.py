@@ -7,7 +7,6 @@ images as the published numbers, and is stored as portable JSON (paths relative 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -20,6 +19,7 @@ from typing import ClassVar
 from rich.console import Console
 
 from bench.errors import DataError
+from bench.io import digest  # noqa: F401  (re-exported: split hashes)
 
 _console = Console(stderr=True)
 
@@ -69,6 +69,7 @@ class DatasetReader:
     template: ClassVar[str] = "a photo of a {}."  # CoOp's CUSTOM_TEMPLATES entry
     test_only: ClassVar[bool] = False  # ImageNet-V2/-Sketch/-A/-R: evaluation targets only
     source: ClassVar[str | None] = None  # the dataset whose class names a test-only variant shares
+    draw_val: ClassVar[bool] = True  # Dassl draws min(shots, 4) val images per class; False keeps the val list whole
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
@@ -105,6 +106,9 @@ class DatasetReader:
             )
             return splits
         return read_split_json(path, self.image_path)
+
+    def validate(self, splits: DatasetSplits) -> None:
+        """Dataset-specific checks of ``splits`` for `bench data check` (raise DataError); none by default."""
 
     def build_split(self) -> DatasetSplits:
         """Build a split by CoOp's rules when the split file is missing (override per dataset)."""
@@ -233,8 +237,3 @@ def items_to_json(items: Sequence[Datum], root: Path) -> list[list]:
 
 def items_from_json(rows: list[list], root: Path) -> list[Datum]:
     return [Datum(str(root / p), int(y), str(c)) for p, y, c in rows]
-
-
-def digest(obj: object) -> str:
-    """A short stable hash of a JSON-serialisable object."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]

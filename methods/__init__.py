@@ -1,3 +1,8 @@
-"""The methods, one module each; importing this registers them all."""
+"""The methods, one module each. Every module in this folder is imported (and so registers itself) on first lookup;
+adding a method is adding a file."""
 
-from bench.methods import clip_adapter, coop, maple, mma, rmadapter, tip_adapter, zeroshot  # noqa: F401  (registration side effects)
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
-from bench.adapters import BottleneckAdapter, residual_blend
-from bench.backbone import Backbone, normalize
-from bench.method import Method
-from bench.registry import METHODS
+from bench.model.adapters import BottleneckAdapter, residual_blend
+from bench.model.backbone import Backbone, normalize
+from bench.model.method import Method
+from bench.registry import register_method
 
 from .coop import CoOp
 
 
-@METHODS.register_module(name="clip_adapter")
+@register_method("clip_adapter")
 class CLIPAdapter(Method):
     """Visual adapter ``f ← 0.2·A(f) + 0.8·f`` on frozen image features; text from the dataset's single prompt.
 
@@ -40,17 +38,9 @@ class CLIPAdapter(Method):
         d = backbone.embed_dim
         self.visual_adapter = BottleneckAdapter(d, m["reduction"]) if m["visual_adapter"] else None
         self.text_adapter = BottleneckAdapter(d, m["reduction"]) if m["text_adapter"] else None
-        self._frozen_text: Tensor | None = None
-
-    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.") -> None:
-        super().set_classnames(classnames, template)
-        self._frozen_text = None
 
     def compute_text_features(self) -> Tensor:
-        if self._frozen_text is None:  # the text encoder is frozen: encode the prompts once per class list
-            with torch.no_grad():
-                self._frozen_text = self.backbone.encode_text(self.backbone.tokenize(self.prompts())).float()
-        text = self._frozen_text
+        text = self.frozen_text_features().float()  # the text encoder is frozen: encoded once per class list
         if self.text_adapter is not None:
             text = residual_blend(text, self.text_adapter, self.cfg["method"]["ratio"])
         return text

@@ -7,13 +7,14 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from bench.backbone import Backbone
-from bench.method import Method
-from bench.prompts import PromptedText
-from bench.registry import METHODS
+from bench.config import dassl_sgd
+from bench.model.backbone import Backbone
+from bench.model.method import Method
+from bench.model.prompts import PromptedText
+from bench.registry import register_method
 
 
-@METHODS.register_module(name="coop")
+@register_method("coop")
 class CoOp(Method):
     """Context Optimization: ``n_ctx`` shared (or class-specific) context tokens learned by cross-entropy."""
 
@@ -33,8 +34,7 @@ class CoOp(Method):
             method = {"n_ctx": 4, "ctx_init": "a photo of a", "class_token_position": "end", "csc": False}
             epochs = 50 if imagenet else 200
         # Dassl: SGD 0.002, batch 32, cosine, 1 warm-up epoch at constant 1e-5.
-        train = {"optimizer": "sgd", "lr": 0.002, "epochs": epochs, "batch_size": 32, "warmup_epochs": 1}
-        return {"method": method, "train": train}
+        return {"method": method, "train": dassl_sgd(0.002, epochs, 32)}
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)

@@ -9,15 +9,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.backbone import Backbone
-from bench.deep_prompts import text_deep_prompt_fn, vision_deep_prompt_fn
+from bench.config import dassl_sgd
 from bench.errors import ConfigError
-from bench.method import Method
-from bench.prompts import PromptedText
-from bench.registry import METHODS
+from bench.model.backbone import Backbone
+from bench.model.deep_prompts import text_deep_prompt_fn, vision_deep_prompt_fn
+from bench.model.method import Method
+from bench.model.prompts import PromptedText
+from bench.registry import register_method
 
 
-@METHODS.register_module(name="maple")
+@register_method("maple")
 class MaPLe(Method):
     """Deep text prompts coupled to vision prompts by linear maps, in the first ``prompt_depth`` blocks of both towers.
 
@@ -34,15 +35,7 @@ class MaPLe(Method):
         method = {"n_ctx": 2, "ctx_init": "a photo of a", "prompt_depth": 3 if xd else 9}
         # Both configs: SGD, batch 4, cosine, 1 warm-up epoch at constant 1e-5, fp16; lr 0.0035 / 5 epochs (B2N),
         # lr 0.0026 / 2 epochs (xd/DG). Few-shot: no published MaPLe config (PromptSRC issue #21); B2N's is used.
-        train = {
-            "optimizer": "sgd",
-            "lr": 0.0026 if xd else 0.0035,
-            "epochs": 2 if xd else 5,
-            "batch_size": 4,
-            "warmup_epochs": 1,
-            "warmup_lr": 1e-5,
-            "precision": "amp",
-        }
+        train = dassl_sgd(0.0026 if xd else 0.0035, 2 if xd else 5, 4, precision="amp")
         return {"method": method, "train": train}
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:

@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bench.adapters import MultiModalAdapter, Tap, layer_range
-from bench.backbone import Backbone
-from bench.method import Method
-from bench.registry import METHODS
+from bench.config import dassl_sgd
+from bench.model.adapters import MultiModalAdapter, Tap, layer_range
+from bench.model.backbone import Backbone
+from bench.model.method import Method
+from bench.registry import register_method
 
 # MMA's TEXT_CTX_INIT + " " + classname + ".": one fixed prompt for every dataset (trainers/mmadapter.py).
 MMA_TEMPLATE = "a photo of a {}."
@@ -32,18 +33,13 @@ def mma_config(protocol: str, dataset: str) -> dict[str, Any]:
         "activation": "relu",  # _build_adapter: nn.ReLU after down and shared
         "template": MMA_TEMPLATE,
     }
-    train = {
-        "optimizer": "sgd",
-        "lr": 0.0015,  # OPTIM.LR 0.0015
-        "epochs": 1 if xd else 5,  # MAX_EPOCH 5; 1 for xd/DG (paper, issue #3)
-        "batch_size": 128 if dataset == "imagenet" else 16,  # vit_b16_ep5_imnet.yaml: 128; vit_b16_ep5.yaml: 16
-        "warmup_epochs": 0,  # WARMUP_EPOCH 0
-        "precision": "amp",  # PREC amp
-    }
+    # OPTIM.LR 0.0015, MAX_EPOCH 5 (1 for xd/DG: paper, issue #3), WARMUP_EPOCH 0, PREC amp; batch 16, or 128 on
+    # ImageNet (vit_b16_ep5.yaml / vit_b16_ep5_imnet.yaml).
+    train = dassl_sgd(0.0015, 1 if xd else 5, 128 if dataset == "imagenet" else 16, warmup_epochs=0, precision="amp")
     return {"method": method, "train": train}
 
 
-@METHODS.register_module(name="mma")
+@register_method("mma")
 class MMA(Method):
     """Multi-Modal Adapter: bottleneck adapters parallel to upper blocks of both towers with a shared cross-modal layer.
 

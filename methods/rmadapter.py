@@ -11,25 +11,25 @@ is a named option under ``method`` whose default is the best-supported guess; th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.adapters import ReconstructionBranch, Tap
-from bench.backbone import Backbone, normalize
 from bench.errors import ConfigError
-from bench.method import Batch
-from bench.registry import METHODS
+from bench.model.adapters import ReconstructionBranch, Tap
+from bench.model.backbone import Backbone, normalize
+from bench.model.losses import consistency_loss
+from bench.model.method import Batch
+from bench.registry import register_method
 
-from .mma import MMA, MMA_TEMPLATE, mma_config
+from .mma import MMA, mma_config
 
 RECONSTRUCT = {"both": ("visual", "text"), "visual": ("visual",), "text": ("text",), "none": ()}
 
 
-@METHODS.register_module(name="rmadapter")
+@register_method("rmadapter")
 class RMAdapter(MMA):
     """Reconstruction-based Multi-Modal Adapter: MMA's adapters whose down-projection also feeds a local auto-encoder.
 
@@ -86,18 +86,6 @@ class RMAdapter(MMA):
             if towers
             else None
         )
-        self._frozen_text: Tensor | None = None
-
-    def set_classnames(self, classnames: Sequence[str], template: str = MMA_TEMPLATE) -> None:
-        super().set_classnames(classnames, template)
-        self._frozen_text = None
-
-    @torch.no_grad()
-    def frozen_text_features(self) -> Tensor:
-        """Frozen CLIP text features of the same prompts (Eq. 17's ``w``), computed once per class list."""
-        if self._frozen_text is None:
-            self._frozen_text = self.backbone.encode_text(self.token_ids)
-        return self._frozen_text
 
     def _weight(self, key: str, tower: str) -> float:
         """λ of a reconstruction term; 0 when that tower does not reconstruct."""
@@ -122,13 +110,13 @@ class RMAdapter(MMA):
             terms["rec_text"] = lam_rt * self.rec.loss(self.adapter, "text", taps_t, m["rec_layer_reduction"])
         if lam_ci:
             with torch.no_grad():
-                frozen_img = normalize(self.backbone.encode_image(batch.images))  # same augmented image (§5.7)
-            terms["con_image"] = lam_ci * F.l1_loss(img_n, frozen_img)
+                frozen_img = self.backbone.encode_image(batch.images)  # same augmented image (§5.7)
+            terms["con_image"] = lam_ci * consistency_loss(image, frozen_img)
         if lam_ct:
-            frozen_txt = normalize(self.frozen_text_features())
+            frozen_txt = self.frozen_text_features()
             if m["con_text_classes"] == "label":
                 idx = batch.labels.unique()
-                terms["con_text"] = lam_ct * F.l1_loss(txt_n[idx], frozen_txt[idx])
+                terms["con_text"] = lam_ct * consistency_loss(text[idx], frozen_txt[idx])
             else:
-                terms["con_text"] = lam_ct * F.l1_loss(txt_n, frozen_txt)
+                terms["con_text"] = lam_ct * consistency_loss(text, frozen_txt)
         return terms

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.backbone import Backbone, normalize
-from bench.registry import METHODS
+from bench.model.backbone import Backbone, normalize
+from bench.registry import register_method
 
 from .zeroshot import ZeroShotCLIP
 
 if TYPE_CHECKING:
-    from bench.runner import FitContext
+    from bench.model.context import FitContext
 
 # configs/*.yaml (init_beta 1 everywhere): dataset -> (init_alpha, search_scale [beta, alpha]).
 TIP_CONFIGS: dict[str, tuple[float, list[float]]] = {
@@ -81,7 +81,7 @@ def search_alpha_beta(
     return best[1], best[2], best[0]
 
 
-@METHODS.register_module(name="tip_adapter")
+@register_method("tip_adapter")
 class TipAdapter(ZeroShotCLIP):
     """Training-free cache model: keys = few-shot features (mean of 10 augmented passes), values = one-hot labels.
 
@@ -111,8 +111,6 @@ class TipAdapter(ZeroShotCLIP):
         self.alpha = float(cfg["method"]["init_alpha"])
         self.beta = float(cfg["method"]["init_beta"])
         self.cache_classnames: list[str] = []
-        self._frozen_text: Tensor | None = None
-        self._frozen_key: tuple = ()
         self.register_buffer("cache_keys", torch.zeros(0, backbone.embed_dim))
         self.register_buffer("cache_values", torch.zeros(0, 0))
 
@@ -126,11 +124,8 @@ class TipAdapter(ZeroShotCLIP):
         return self.cache_keys
 
     def text_features(self) -> Tensor:
-        """The text encoder is frozen: encode the class prompts once per class list, across train/eval switches."""
-        key = (tuple(self.classnames), self.template)
-        if self._frozen_text is None or self._frozen_key != key:
-            self._frozen_text, self._frozen_key = self.compute_text_features(), key
-        return self._frozen_text
+        """The text encoder is frozen: the class prompts are encoded once per class list."""
+        return self.frozen_text_features()
 
     def cache_values_for_classes(self) -> Tensor | None:
         """The cache's one-hot values for the classifier's classes (matched by name), or ``None`` — zero-shot — when
@@ -203,7 +198,7 @@ class TipAdapter(ZeroShotCLIP):
         super().load_learned_state_dict(ckpt)
 
 
-@METHODS.register_module(name="tip_adapter_f")
+@register_method("tip_adapter_f")
 class TipAdapterF(TipAdapter):
     """Tip-Adapter-F: the cache keys become a learnable ``Linear(D, N·K)`` initialised from the cache, trained with CE.
 
@@ -211,7 +206,7 @@ class TipAdapterF(TipAdapter):
     """
 
     trains: ClassVar[bool] = True
-    parameter_note: ClassVar[str] = "N·K×D (data-dependent)"
+    parameter_note: ClassVar[str | None] = "N·K×D (data-dependent)"
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from bench.backbone import normalize
-from bench.method import Method
-from bench.registry import METHODS
+from bench.model.backbone import normalize
+from bench.model.method import Method
+from bench.registry import register_method
 
 # CoOp's IMAGENET_TEMPLATES_SELECT (trainers/imagenet_templates.py), used by its ZeroshotCLIP2 ensemble.
 ENSEMBLE_TEMPLATES = [
@@ -23,7 +23,7 @@ ENSEMBLE_TEMPLATES = [
 ]
 
 
-@METHODS.register_module(name="zeroshot")
+@register_method("zeroshot")
 class ZeroShotCLIP(Method):
     """CLIP with the dataset's prompt template and nothing trained (the reference row of every table)."""
 
@@ -37,9 +37,9 @@ class ZeroShotCLIP(Method):
         return {"method": {"ensemble": False}}
 
     @torch.no_grad()
-    def compute_text_features(self) -> Tensor:
+    def zero_shot_text_features(self) -> Tensor:
         if not self.cfg["method"]["ensemble"]:
-            return super().compute_text_features()
+            return super().zero_shot_text_features()
         templates = [*ENSEMBLE_TEMPLATES, self.template]
         tok = self.backbone.tokenize
         feats = torch.stack(

@@ -10,7 +10,7 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session")
 def tiny_backbone():
-    from bench.backbone import load_backbone
+    from bench.model.backbone import load_backbone
 
     return load_backbone("bench-tiny", "none")
 
@@ -18,6 +18,6 @@ def tiny_backbone():
 @pytest.fixture(scope="session")
 def vitb16():
     """ViT-B/16 architecture with random weights (for parameter counts)."""
-    from bench.backbone import load_backbone
+    from bench.model.backbone import load_backbone
 
     return load_backbone("ViT-B-16", "none")

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from bench.backbone import Backbone
 from bench.config import BASE_CONFIG, deep_merge
-from bench.method import Method
+from bench.model.backbone import Backbone
+from bench.model.method import Method
 from bench.registry import get_method
 
 # bench-tiny has 4 blocks: adapters / deep prompts must be placed inside it.

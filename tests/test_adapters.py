@@ -6,7 +6,8 @@ import pytest
 import torch
 from method_helpers import build, images
 
-from bench.adapters import (
+from bench.errors import ConfigError
+from bench.model.adapters import (
     BottleneckAdapter,
     MultiModalAdapter,
     ReconstructionBranch,
@@ -14,8 +15,7 @@ from bench.adapters import (
     grad_scale,
     layer_range,
 )
-from bench.deep_prompts import replace_tokens
-from bench.errors import ConfigError
+from bench.model.deep_prompts import replace_tokens
 
 
 def close(a: torch.Tensor, b: torch.Tensor) -> None:

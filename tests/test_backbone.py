@@ -7,8 +7,8 @@ import pytest
 import torch
 from open_clip.transformer import QuickGELU
 
-from bench import backbone as bb
 from bench.errors import BenchError, ConfigError
+from bench.model import backbone as bb
 
 
 def test_block_level_encoders_equal_open_clip(tiny_backbone):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.config import BASE_CONFIG, deep_merge
-from bench.method import Batch
+from bench.model.method import Batch
 from bench.registry import get_method
 
 

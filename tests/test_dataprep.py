@@ -16,7 +16,9 @@ import pytest
 from coop_fixture import make_coop_data
 from typer.testing import CliRunner
 
-from bench import dataprep
+from bench.cli.data import data_app
+from bench.data import arrange, check, tables
+from bench.data import fetch as net
 from bench.errors import DataError
 
 
@@ -60,7 +62,7 @@ def closed_port_url() -> str:
 
 
 def run(*args: str):
-    return CliRunner().invoke(dataprep.data_app, list(args), env={"COLUMNS": "240"})
+    return CliRunner().invoke(data_app, list(args), env={"COLUMNS": "240"})
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -75,14 +77,14 @@ def test_fetch_resumes_and_verifies_md5(server: tuple[str, Path], tmp_path: Path
     dest = tmp_path / "out" / "a.bin"
     dest.parent.mkdir()
     (dest.parent / "a.bin.part").write_bytes(payload[:1000])  # an interrupted earlier download
-    assert dataprep.fetch(f"{url}/a.bin", dest, md5) == dest
+    assert net.fetch(f"{url}/a.bin", dest, md5) == dest
     assert dest.read_bytes() == payload and not (dest.parent / "a.bin.part").exists()
     with pytest.raises(DataError, match="checksum"):
-        dataprep.fetch(f"{url}/a.bin", tmp_path / "b.bin", "0" * 32)
+        net.fetch(f"{url}/a.bin", tmp_path / "b.bin", "0" * 32)
     with pytest.raises(DataError, match="HTTP 404"):
-        dataprep.fetch(f"{url}/missing.bin", tmp_path / "c.bin")
+        net.fetch(f"{url}/missing.bin", tmp_path / "c.bin")
     with pytest.raises(DataError, match="download of"):
-        dataprep.fetch(closed_port_url(), tmp_path / "d.bin")
+        net.fetch(closed_port_url(), tmp_path / "d.bin")
 
 
 def test_fetch_split_validates_and_falls_back(server: tuple[str, Path], tmp_path: Path, monkeypatch) -> None:
@@ -91,12 +93,12 @@ def test_fetch_split_validates_and_falls_back(server: tuple[str, Path], tmp_path
     good = {"train": [["a/1.jpg", 0, "a"]], "val": [["a/2.jpg", 0, "a"]], "test": [["a/3.jpg", 0, "a"]]}
     (served / "good.json").write_text(json.dumps(good))
     urls = [closed_port_url(), f"{url}/bad.json", f"{url}/good.json"]
-    monkeypatch.setitem(dataprep.SPLIT_URLS, "dtd", urls)
+    monkeypatch.setitem(tables.SPLIT_URLS, "dtd", urls)
     dest = tmp_path / "split.json"
-    assert dataprep.fetch_split("dtd", dest)
+    assert net.fetch_split("dtd", dest)
     assert json.loads(dest.read_text()) == good
-    monkeypatch.setitem(dataprep.SPLIT_URLS, "dtd", [f"{url}/bad.json"])
-    assert not dataprep.fetch_split("dtd", tmp_path / "other.json")
+    monkeypatch.setitem(tables.SPLIT_URLS, "dtd", [f"{url}/bad.json"])
+    assert not net.fetch_split("dtd", tmp_path / "other.json")
     assert not (tmp_path / "other.json").exists()
 
 
@@ -114,8 +116,8 @@ def test_prepare_dtd_downloads_arranges_and_fetches_split(server, tmp_path: Path
     root = tmp_path / "DATA"
     archive = b"pretend this is dtd-r1.0.1.tar.gz"
     (served / "dtd.tar.gz").write_bytes(archive)
-    res = dataprep.Resource(f"{url}/dtd.tar.gz", "dtd/dtd-r1.0.1.tar.gz", hashlib.md5(archive).hexdigest())
-    monkeypatch.setitem(dataprep.ARCHIVES, "dtd", [res])
+    res = tables.Resource(f"{url}/dtd.tar.gz", "dtd/dtd-r1.0.1.tar.gz", hashlib.md5(archive).hexdigest())
+    monkeypatch.setitem(tables.ARCHIVES, "dtd", [res])
     built: list[Path] = []
 
     def fake_build(name: str, src: Path) -> None:
@@ -123,7 +125,7 @@ def test_prepare_dtd_downloads_arranges_and_fetches_split(server, tmp_path: Path
         _fake_torchvision_dtd(src)
         built.append(src)
 
-    monkeypatch.setattr(dataprep, "torchvision_build", fake_build)
+    monkeypatch.setattr(net, "torchvision_build", fake_build)
     # the published split: serve one consistent with the extracted images
     _fake_torchvision_dtd(tmp_path / "ref")
     images = tmp_path / "ref" / "dtd" / "dtd" / "images"
@@ -132,38 +134,38 @@ def test_prepare_dtd_downloads_arranges_and_fetches_split(server, tmp_path: Path
     ]
     split = {"train": rows[::2], "val": rows[1::4], "test": rows[3::4]}
     (served / "split.json").write_text(json.dumps(split))
-    monkeypatch.setitem(dataprep.SPLIT_URLS, "dtd", [f"{url}/split.json"])
+    monkeypatch.setitem(tables.SPLIT_URLS, "dtd", [f"{url}/split.json"])
 
-    assert dataprep.prepare("dtd", root)
+    assert arrange.prepare("dtd", root)
     assert (root / "dtd" / "images").is_symlink()
     assert json.loads((root / "dtd" / "split_zhou_DescribableTextures.json").read_text()) == split
-    assert dataprep.check(["dtd"], root)[0].usable
-    assert dataprep.prepare("dtd", root) and len(built) == 1  # idempotent: nothing fetched or extracted again
+    assert check.check(["dtd"], root)[0].usable
+    assert arrange.prepare("dtd", root) and len(built) == 1  # idempotent: nothing fetched or extracted again
 
 
 def test_prepare_generates_split_with_loud_warning_when_unreachable(tmp_path: Path, monkeypatch, capsys) -> None:
     root = tmp_path / "DATA"
-    monkeypatch.setitem(dataprep.ARCHIVES, "dtd", [])
-    monkeypatch.setattr(dataprep, "torchvision_build", lambda name, src: _fake_torchvision_dtd(src))
-    monkeypatch.setitem(dataprep.SPLIT_URLS, "dtd", [closed_port_url()])
-    r = run("prepare", "dtd", "--root", str(root))
+    monkeypatch.setitem(tables.ARCHIVES, "dtd", [])
+    monkeypatch.setattr(net, "torchvision_build", lambda name, src: _fake_torchvision_dtd(src))
+    monkeypatch.setitem(tables.SPLIT_URLS, "dtd", [closed_port_url()])
+    r = run("prepare", "dtd", "--data-root", str(root))
     assert r.exit_code == 0, r.output
     assert (root / "dtd" / "split_zhou_DescribableTextures.json").exists()
     assert "NOT comparable" in r.output + capsys.readouterr().err
 
 
 def test_prepare_manual_steps_and_variant_classnames(tmp_path: Path) -> None:
-    r = run("prepare", "ucf101", "--root", str(tmp_path))
+    r = run("prepare", "ucf101", "--data-root", str(tmp_path))
     assert r.exit_code == 1 and "UCF-101-midframes" in r.output
-    r = run("prepare", "stanford_cars", "--root", str(tmp_path))
+    r = run("prepare", "stanford_cars", "--data-root", str(tmp_path))
     assert r.exit_code == 1 and "Kaggle" in r.output
     root = make_coop_data(tmp_path / "d", ["imagenet", "imagenet_a"])
     (root / "imagenet-adversarial" / "classnames.txt").unlink()
-    assert dataprep.prepare("imagenet_a", root)
+    assert arrange.prepare("imagenet_a", root)
     assert (root / "imagenet-adversarial" / "classnames.txt").read_text() == (
         root / "imagenet/classnames.txt"
     ).read_text()
-    assert run("prepare", "nosuchset", "--root", str(root)).exit_code != 0
+    assert run("prepare", "nosuchset", "--data-root", str(root)).exit_code != 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -176,10 +178,10 @@ def test_check_reports_truncated_missing_folder_and_wrong_count(tmp_path: Path, 
     bad.write_bytes(bad.read_bytes()[:120])  # truncated JPEG
     shutil.rmtree(root / "eurosat" / "2750" / "Forest")  # a class folder the split names
     (root / "food-101" / "images" / "apple_pie" / "100000.jpg").unlink()  # one image missing
-    monkeypatch.setitem(dataprep.PUBLISHED_COUNTS, "caltech101", (36, 12, 25))  # wrong test count
-    monkeypatch.setitem(dataprep.PUBLISHED_COUNTS, "dtd", (36, 12, None))
+    monkeypatch.setitem(tables.PUBLISHED_COUNTS, "caltech101", (36, 12, 25))  # wrong test count
+    monkeypatch.setitem(tables.PUBLISHED_COUNTS, "dtd", (36, 12, None))
 
-    rows = {r.dataset: r for r in dataprep.check(["dtd", "eurosat", "caltech101", "food101"], root)}
+    rows = {r.dataset: r for r in check.check(["dtd", "eurosat", "caltech101", "food101"], root)}
     assert rows["dtd"].unreadable == [str(bad)] and rows["dtd"].status == "unusable"
     assert rows["dtd"].count_matches(0) is True and rows["dtd"].count_matches(2) is None  # unknown, not invented
     assert rows["eurosat"].found and "Forest" in rows["eurosat"].errors[0] and not rows["eurosat"].usable
@@ -187,30 +189,30 @@ def test_check_reports_truncated_missing_folder_and_wrong_count(tmp_path: Path, 
     assert rows["caltech101"].count_matches(2) is False and rows["caltech101"].counts == (36, 12, 24)
     assert rows["food101"].missing and rows["food101"].status == "unusable"
 
-    r = run("check", "dtd", "eurosat", "caltech101", "food101", "--root", str(root))
+    r = run("check", "dtd", "eurosat", "caltech101", "food101", "--data-root", str(root))
     assert r.exit_code == 1
     assert re.search(r"caltech101.*differs", r.output) and "unusable" in r.output and "24 ≠ 25" in r.output
-    assert run("check", "caltech101", "--root", str(root)).exit_code == 0
-    assert run("check", "sun397", "--root", str(root)).exit_code == 1  # requested but absent
-    assert run("check", "--root", str(root / "nope")).exit_code == 2
+    assert run("check", "caltech101", "--data-root", str(root)).exit_code == 0
+    assert run("check", "sun397", "--data-root", str(root)).exit_code == 1  # requested but absent
+    assert run("check", "--data-root", str(root / "nope")).exit_code == 2
 
 
 def test_check_without_split_file_builds_in_memory_only(tmp_path: Path) -> None:
     root = make_coop_data(tmp_path, ["dtd"])
     (root / "dtd" / "split_zhou_DescribableTextures.json").unlink()
-    row = dataprep.check(["dtd"], root, decode=False)[0]
+    row = check.check(["dtd"], root, decode=False)[0]
     assert row.usable and row.status == "differs" and "missing" in row.warnings[0]
     assert not (root / "dtd" / "split_zhou_DescribableTextures.json").exists()
 
 
 def test_preflight(tmp_path: Path) -> None:
     root = make_coop_data(tmp_path, ["dtd", "imagenet", "imagenet_r"])
-    dataprep.preflight(["dtd", "imagenet", "imagenet_r"], root)
+    check.preflight(["dtd", "imagenet", "imagenet_r"], root)
     with pytest.raises(DataError, match="bench data prepare eurosat"):
-        dataprep.preflight(["eurosat"], root)
+        check.preflight(["eurosat"], root)
     with pytest.raises(DataError, match="data root"):
-        dataprep.preflight(["dtd"], tmp_path / "nope")
+        check.preflight(["dtd"], tmp_path / "nope")
     victim = sorted((root / "dtd" / "images" / "bumpy").iterdir())[0]
     victim.unlink()
     with pytest.raises(DataError, match=re.escape(str(victim))):
-        dataprep.preflight(["dtd"], root)
+        check.preflight(["dtd"], root)

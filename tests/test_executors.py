@@ -6,14 +6,15 @@ import json
 
 from coop_fixture import make_coop_data
 
-from bench import executors
-from bench import plan as planlib
+from bench.sweep import executors
+from bench.sweep import plan as planlib
+from bench.sweep.suites import REAL
 
 
 def _specs(tmp_path, results):
     data = make_coop_data(tmp_path / "data", names=["dtd", "eurosat"])
     opts = {"train.epochs": 1}
-    return planlib.plan(["zeroshot"], ["base2novel"], planlib.REAL, [1], [4], data, results, ["dtd", "eurosat"],
+    return planlib.plan(["zeroshot"], ["base2novel"], REAL, [1], [4], data, results, ["dtd", "eurosat"],
                         "bench-tiny", "none", opts)  # fmt: skip
 
 
@@ -27,10 +28,10 @@ def _accuracies(results):
 def test_pool_matches_local(tmp_path):
     local, pool = tmp_path / "local", tmp_path / "pool"
     specs = _specs(tmp_path, local)
-    assert executors.run_local(specs, "cpu", lambda m: None, lambda s, n: None) == 4
+    assert executors.LocalExecutor("cpu").run(specs) == 4
     specs = _specs(tmp_path, pool)
     done = []
-    assert executors.run_pool(specs, ["0", "1"], lambda s, n: done.append(n)) == 4
+    assert executors.PoolExecutor(["0", "1"]).run(specs, on_done=lambda s, n: done.append(n)) == 4
     assert done == [2, 2]
     assert _accuracies(local) == _accuracies(pool)
 
@@ -38,8 +39,10 @@ def test_pool_matches_local(tmp_path):
 def test_submitit_debug_cluster_runs_specs_and_requeues_from_checkpoint(tmp_path):
     results = tmp_path / "res"
     specs = _specs(tmp_path, results)
-    jobs = executors.submit_slurm(specs, results / "slurm", None, 10, 2, cluster="debug", wait=True)
-    assert [j.result() for j in jobs] == [2, 2]
+    slurm = executors.SlurmExecutor(timeout_min=10, parallelism=2, cluster="debug", wait=True)
+    assert slurm.run(specs) == 4
+    assert [j.result() for j in slurm.jobs] == [2, 2]
+    assert (results / "slurm").is_dir()  # the layout's slurm folder by default
     assert len(_accuracies(results)) == 4
     # what submitit calls on preemption: a fresh submission of the same run, which resumes (nothing left to do)
     delayed = executors.SlurmRun(specs[0]).checkpoint()

@@ -8,12 +8,14 @@ import math
 import pandas as pd
 import pytest
 
-from bench import plan as planlib
-from bench import report
 from bench.config import apply_options, config_hash, parse_cfg_options
 from bench.errors import ConfigError
 from bench.io import atomic_write
-from bench.trainer import lr_factor
+from bench.model.trainer import lr_factor
+from bench.report import tables as report
+from bench.sweep import plan as planlib
+from bench.sweep.layout import ResultsLayout
+from bench.sweep.suites import REAL
 
 # -- config ------------------------------------------------------------------------------------------------------------
 
@@ -52,7 +54,7 @@ def test_config_hash_ignores_speed_only_keys():
 
 
 def _plan(tmp_path, methods, protocols, **kw):
-    return planlib.plan(methods, protocols, planlib.REAL, [1, 2], None, tmp_path, tmp_path / "results", **kw)
+    return planlib.plan(methods, protocols, REAL, [1, 2], None, tmp_path, tmp_path / "results", **kw)
 
 
 def test_plan_base2novel_grid(tmp_path):
@@ -80,7 +82,7 @@ def test_imagenet_epochs_and_few_shot_shots(tmp_path):
 
 
 def test_pending_tracks_records(tmp_path):
-    (run,) = planlib.plan(["zeroshot"], ["base2novel"], planlib.REAL, [1], [16], tmp_path, tmp_path, ["dtd"])
+    (run,) = planlib.plan(["zeroshot"], ["base2novel"], REAL, [1], [16], tmp_path, tmp_path, ["dtd"])
     assert len(run.pending()) == 2
     path = run.record_path(run.evals[0])
     path.parent.mkdir(parents=True)
@@ -182,6 +184,6 @@ def test_transfer_table_average_is_mean_of_targets():
 
 def test_manifest_roundtrip(tmp_path):
     keys = [{k: 1 for k in report.KEY}]
-    report.write_manifest(tmp_path, keys)
+    ResultsLayout(tmp_path).write_plan(keys)
     assert len(report.load_manifest(tmp_path)) == 1
     assert json.loads(next((tmp_path / "plans").glob("*.json")).read_text()) == keys

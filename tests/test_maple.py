@@ -6,7 +6,7 @@ import pytest
 import torch
 from method_helpers import build, images
 
-from bench.method import init_from_text
+from bench.model.method import init_from_text
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import pytest
 import torch
 from method_helpers import CLASSNAMES, build, images
 
-import bench.listing
+import bench.cli.listing
 from bench.errors import ConfigError
-from bench.method import Batch
-from bench.trainer import build_optimizer
+from bench.model.method import Batch
+from bench.model.trainer import build_optimizer
 
 # The papers' arithmetic for ViT-B/16 (peers.md §3, §5.1, §6; rmadapter.md §1.10).
 MMA_PARAMS = 674_560
@@ -61,8 +61,8 @@ def test_maple_cross_dataset_depth(vitb16):
 
 
 def test_list_methods_counts(vitb16, monkeypatch):
-    monkeypatch.setattr(bench.listing, "load_backbone", lambda arch, pretrained: vitb16)
-    rows = {r[0]: r[1] for r in bench.listing.count_parameters("ViT-B-16", [*EXPECTED, "tip_adapter_f"])}
+    monkeypatch.setattr(bench.cli.listing, "load_backbone", lambda arch, pretrained: vitb16)
+    rows = {r[0]: r[1] for r in bench.cli.listing.count_parameters("ViT-B-16", [*EXPECTED, "tip_adapter_f"])}
     assert {k: int(v.replace(",", "")) for k, v in rows.items() if k != "tip_adapter_f"} == EXPECTED
     assert "N·K" in rows["tip_adapter_f"]
 

@@ -1,11 +1,11 @@
-"""Sanity checks on bench/data/published.csv (RMAdapter AAAI 2026, Tables 1-3, transcribed as published)."""
+"""Sanity checks on bench/report/published.csv (RMAdapter AAAI 2026, Tables 1-3, transcribed as published)."""
 
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-CSV = Path(__file__).resolve().parents[1] / "bench" / "data" / "published.csv"
+CSV = Path(__file__).resolve().parents[1] / "bench" / "report" / "published.csv"
 METHODS = {"zeroshot", "coop", "cocoop", "kgcoop", "maple", "tcp", "promptsrc", "mma", "coprompt", "rmadapter"}
 B2N_DATASETS = {
     "average",

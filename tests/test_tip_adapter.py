@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from method_helpers import CLASSNAMES, build, config
 
-from bench.backbone import normalize
 from bench.datasets.base import Datum
 from bench.methods.tip_adapter import cache_logits, grid, search_alpha_beta, tip_logits
-from bench.trainer import fit
+from bench.model.backbone import normalize
+from bench.model.trainer import fit
 
 
 @pytest.fixture

@@ -148,13 +148,10 @@ def test_suite_and_readers_are_consistent() -> None:
 def test_shipped_checkpoint_loads_and_zero_shots(tmp_path: Path, one_thread: None) -> None:
     import open_clip
 
-    import bench
+    from bench.datasets.toy.pretrain import with_conv_stem
     from bench.datasets.toy.zeroshot import zero_shot_report
 
     assert checkpoint_path().is_file() and checkpoint_path().stat().st_size < 20e6
-    from bench.datasets.toy.pretrain import with_conv_stem
-
-    open_clip.add_model_config(Path(bench.__file__).parent / "model_configs")
     model = with_conv_stem(open_clip.create_model("toy-vit", pretrained=None))
     model.load_state_dict(load_toy_state_dict())
     model.eval()
@@ -179,7 +176,7 @@ def test_attribute_probe_sees_what_pretraining_taught(one_thread: None) -> None:
 
 def test_a_toy_checkpoint_file_loads_as_pretrained_weights() -> None:
     """`--pretrained FILE` with a `bench toy pretrain` output gives the same weights as the shipped `toy` tag."""
-    from bench.backbone import create_model
+    from bench.model.backbone import create_model
 
     by_tag = create_model("toy-vit", "toy").state_dict()
     by_file = create_model("toy-vit", str(checkpoint_path())).state_dict()

@@ -66,15 +66,16 @@ def pretrain(
 
 @toy_app.command()
 def generate(
-    root: Annotated[
-        Path | None, typer.Option(help="Data root (default $BENCH_TOY_ROOT or ~/.cache/adaptbench/toy).")
+    data_root: Annotated[
+        Path | None,
+        typer.Option("--data-root", "--root", help="Data root (default $BENCH_TOY_ROOT or ~/.cache/adaptbench/toy)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Rewrite the datasets even if present.")] = False,
 ) -> None:
     """Write the toy datasets in the CoOp layout (images + split_zhou_*.json); a no-op when already there."""
     from bench.datasets.toy.data import DATA_VERSION, SPECS, VERSION_FILE, default_root, ensure_toy_data
 
-    target = (root or default_root()).expanduser()
+    target = (data_root or default_root()).expanduser()
     if force:
         (target / f".complete-v{DATA_VERSION}.json").unlink(missing_ok=True)
         for spec in SPECS:
@@ -127,8 +128,9 @@ def probe(
 @toy_app.command()
 def zeroshot(
     checkpoint: Annotated[Path | None, typer.Option(help="A toy checkpoint (default: the shipped one).")] = None,
-    root: Annotated[
-        Path | None, typer.Option(help="Data root (default $BENCH_TOY_ROOT or ~/.cache/adaptbench/toy).")
+    data_root: Annotated[
+        Path | None,
+        typer.Option("--data-root", "--root", help="Data root (default $BENCH_TOY_ROOT or ~/.cache/adaptbench/toy)."),
     ] = None,
     probe: Annotated[bool, typer.Option(help="Also fit a 16-shot linear probe on each dataset's base classes.")] = True,
 ) -> None:
@@ -138,10 +140,10 @@ def zeroshot(
 
     from bench.datasets.toy.data import SPEC_BY_NAME, ensure_toy_data
     from bench.datasets.toy.zeroshot import linear_probe_gain, zero_shot_report
-    from bench.report import hm
+    from bench.report.tables import hm
 
     model = _load_model(checkpoint)
-    data = ensure_toy_data(root)
+    data = ensure_toy_data(data_root)
     report = zero_shot_report(model, data)
     table = Table("dataset", "base", "novel", "HM", "all (chance)", "16-shot probe, base", title="toy zero-shot (%)")
     bases, novels = [], []

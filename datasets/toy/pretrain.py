@@ -103,7 +103,7 @@ def create_toy_model(init_seed: int = 0) -> nn.Module:
     """A freshly initialised toy CLIP: open_clip ``toy-vit`` with a conv stem, token embedding at its base init."""
     import open_clip
 
-    _register_config()
+    register_config()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         model = with_conv_stem(open_clip.create_model(ARCH, pretrained=None))
@@ -113,13 +113,34 @@ def create_toy_model(init_seed: int = 0) -> nn.Module:
     return model
 
 
-def _register_config() -> None:
-    """Make ``toy-vit`` known to open_clip (the installed package ships the config in ``bench/model_configs``)."""
+def register_config() -> None:
+    """Make ``toy-vit`` known to open_clip (its config ships beside this file)."""
     import open_clip
 
-    import bench
+    open_clip.add_model_config(Path(__file__).parent / "toy-vit.json")
 
-    open_clip.add_model_config(Path(bench.__file__).parent / "model_configs")
+
+def build_backbone(arch: str, pretrained: str) -> nn.Module:
+    """The ``BACKBONES`` builder of ``toy-vit``: open_clip's model with the conv stem, then the weights ``pretrained``:
+    ``toy`` (the shipped checkpoint), a file (compact or a plain state dict), or ``none`` (random, a fixed function of
+    the architecture)."""
+    from bench.errors import ConfigError
+    from bench.model.backbone import load_state_dict_file, random_model
+
+    register_config()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = with_conv_stem(random_model(arch))
+    if pretrained == "none":
+        return model
+    path = CHECKPOINT if pretrained == "toy" else Path(pretrained)
+    if not path.is_file():
+        raise ConfigError(
+            f"{arch} weights {pretrained!r}: use toy (the shipped checkpoint), none, or a checkpoint file"
+        )
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(expand_compact(blob) if is_compact(blob) else load_state_dict_file(path))
+    return model
 
 
 # ---------------------------------------------------------------------------------------------------------------------

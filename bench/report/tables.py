@@ -9,16 +9,18 @@ averages, never silently averaged over fewer seeds.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.io import atomic_write_json, atomic_write_text
+from bench.io import atomic_write_text
+from bench.sweep.layout import ResultsLayout
+from bench.sweep.record import KEY as RECORD_KEY
+from bench.sweep.record import Record
 
-KEY = ["method", "config_hash", "protocol", "suite", "dataset", "subset", "seed", "shots", "backbone", "pretrained"]
+KEY = list(RECORD_KEY)
 
 
 def hm(base: float | pd.Series, novel: float | pd.Series) -> float | pd.Series:
@@ -33,14 +35,10 @@ def hm(base: float | pd.Series, novel: float | pd.Series) -> float | pd.Series:
 def load_records(results: str | Path, suite: str | None = None) -> pd.DataFrame:
     """All records under ``results/records`` as one row each (key columns + accuracy)."""
     rows = []
-    for path in sorted((Path(results) / "records").rglob("*.json")):
-        try:
-            r = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # a record is written atomically; an unreadable one is not ours
-        variant = " ".join(f"{k}={v}" for k, v in sorted((r.get("options") or {}).items()))
-        rows.append({k: r.get(k) for k in KEY} | {"accuracy": r["accuracy"], "train_dataset": r.get("train_dataset"),
-                                                  "variant": variant})  # fmt: skip
+    for path in ResultsLayout(results).records():
+        r = Record.load(path)
+        variant = " ".join(f"{k}={v}" for k, v in sorted((r.options or {}).items()))
+        rows.append({**r.key(), "accuracy": r.accuracy, "train_dataset": r.train_dataset, "variant": variant})
     df = pd.DataFrame(rows, columns=[*KEY, "accuracy", "train_dataset", "variant"])
     if suite is not None:
         df = df[df["suite"] == suite]
@@ -60,18 +58,9 @@ def label_methods(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def write_manifest(results: str | Path, keys: Iterable[dict]) -> Path:
-    """Record the planned grid of a ``bench run`` so ``bench report`` can list missing runs."""
-    keys = list(keys)
-    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%S%f")
-    path = Path(results) / "plans" / f"plan-{stamp}.json"
-    atomic_write_json(path, keys)
-    return path
-
-
 def load_manifest(results: str | Path) -> pd.DataFrame:
     rows: list[dict] = []
-    for path in sorted((Path(results) / "plans").glob("plan-*.json")):
+    for path in ResultsLayout(results).plans():
         try:
             rows.extend(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -172,8 +161,8 @@ def few_shot_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def published(protocol: str) -> pd.DataFrame:
-    """The numbers papers print (shipped as ``bench/data/published.csv``)."""
-    path = resources.files("bench") / "data" / "published.csv"
+    """The numbers papers print (shipped as ``bench/report/published.csv``)."""
+    path = resources.files("bench.report") / "published.csv"
     if not path.is_file():
         return pd.DataFrame()
     df = pd.read_csv(str(path))

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.errors import BenchError, ConfigError
+from bench.cli.common import DataRootOpt, PluginOpt, console, user_errors
+from bench.errors import ConfigError
 
 app = typer.Typer(
     name="bench",
@@ -25,35 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Bad input → one red line and exit code 2; Ctrl-C → exit 130 with how to resume."""
-    try:
-        yield
-    except BenchError as e:
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: finished records are kept; run the same command again to resume")
-        raise typer.Exit(130) from None
-
-
-def _load_plugins(plugins: list[str] | None) -> None:
-    for module in plugins or []:
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise ConfigError(f"--plugin {module}: cannot import it ({e}); is it on PYTHONPATH?") from None
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
@@ -74,7 +42,7 @@ def run(
     pretrained: Annotated[
         str | None, typer.Option(help="open_clip pretrained tag (default: openai), a file, or 'none' (random init).")
     ] = None,
-    data_root: Annotated[Path | None, typer.Option(help="CoOp-layout data folder (default: $BENCH_DATA).")] = None,
+    data_root: DataRootOpt = None,
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda if available).")] = None,
     cfg_options: Annotated[
@@ -87,81 +55,76 @@ def run(
     slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition.")] = None,
     slurm_timeout: Annotated[int, typer.Option(help="slurm: minutes per run.")] = 240,
     slurm_parallelism: Annotated[int, typer.Option(help="slurm: max runs at once.")] = 32,
-    plugin: Annotated[
-        list[str] | None, typer.Option(help="Import this module first (registers extra methods).")
-    ] = None,
+    plugin: PluginOpt = None,
 ) -> None:
     """Plan and execute a sweep; finished runs are skipped, so re-running resumes."""
-    from bench import plan as planlib
-    from bench.config import parse_cfg_options
-    from bench.registry import METHODS, parse_names
-    from bench.report import write_manifest
+    from bench.sweep.executors import make_executor
+    from bench.sweep.plan import parse_ints
+    from bench.sweep.run import SweepResult, run_sweep
 
     with user_errors():
-        _load_plugins(plugin)
         extra = list(ctx.args)
         bad = [a for a in extra if "=" not in a]
         if bad:
             raise ConfigError(f"unexpected argument(s) {' '.join(bad)}; see `bench run --help`")
-        options = parse_cfg_options([*(cfg_options or []), *extra])
-        methods = parse_names(method, METHODS)
-        protocols = planlib.parse_protocols(protocol)
-        root = data_root or (Path(os.environ["BENCH_DATA"]) if os.environ.get("BENCH_DATA") else None)
-        the_suite = planlib.get_suite(suite or ("real" if root else "toy"))
-        if root is None:
-            root = planlib.default_data_root(the_suite)
-        if root is None:
-            raise ConfigError("no data root: pass --data-root DIR or set $BENCH_DATA (or use --suite toy)")
-        if not Path(root).is_dir() and the_suite.name != "toy":  # the toy datasets are generated on demand
-            raise ConfigError(f"data root {root} does not exist; pass --data-root or set $BENCH_DATA")
-        names = [d.strip().lower() for d in datasets.split(",")] if datasets else None
-        shot_list = planlib.parse_ints(shots, "shots") if shots else None
-        specs = planlib.plan(
-            methods, protocols, the_suite, planlib.parse_ints(seeds, "seeds"), shot_list, Path(root), results,
-            names, backbone, pretrained, options,
-        )  # fmt: skip
-        todo = specs if force else [s for s in specs if s.pending()]
-        n_evals = sum(len(s.evals) for s in specs)
-        n_todo = sum(len(s.evals if force else s.pending()) for s in todo)
-        console.print(
-            f"[bold]{the_suite.name} suite[/] · {len(specs)} trainings, {n_evals} evaluations · "
-            f"[green]{n_evals - n_todo} done[/] · [yellow]{n_todo} to run[/] · data {root} · results {results}"
-        )
+        runner = make_executor(executor, device, gpus.split(",") if gpus else None, partition=slurm_partition,
+                               timeout_min=slurm_timeout, parallelism=slurm_parallelism)  # fmt: skip
+
+        def on_plan(r: SweepResult) -> None:
+            console.print(
+                f"[bold]{r.suite.name} suite[/] · {len(r.specs)} trainings, {r.n_evals} evaluations · "
+                f"[green]{r.n_evals - r.n_todo} done[/] · [yellow]{r.n_todo} to run[/] · data {r.data_root} · "
+                f"results {r.results.root}"
+            )
+            if dry_run:
+                _print_plan(r.specs, force)
+
+        with _progress() as (on_message, on_done, start):
+            result = run_sweep(
+                methods=method, protocols=protocol, suite=suite,
+                datasets=datasets.split(",") if datasets else None, seeds=parse_ints(seeds, "seeds"),
+                shots=parse_ints(shots, "shots") if shots else None, backbone=backbone, pretrained=pretrained,
+                data_root=data_root, results=results, options=[*(cfg_options or []), *extra], plugins=plugin or (),
+                force=force, dry_run=dry_run, executor=runner, on_plan=lambda r: (on_plan(r), None if dry_run else start(len(r.todo))),
+                on_message=on_message, on_done=on_done,
+            )  # fmt: skip
         if dry_run:
-            _print_plan(specs, force)
             return
-        if the_suite.name == "toy" and todo:
-            from bench.datasets.toy import ensure_toy_data
-
-            with console.status("generating the toy datasets (first use only)"):
-                ensure_toy_data(Path(root), _needed_datasets(todo))
-        _preflight(todo, Path(root))
-        write_manifest(results, _manifest_keys(specs))
-        dev = device or _default_device()
-        t0 = time.perf_counter()
-        written = _execute(todo, dev, executor, gpus, force, results, slurm_partition, slurm_timeout, slurm_parallelism)
-        if executor != "slurm":
-            console.print(f"[green]done[/]: {written} records in {time.perf_counter() - t0:.0f}s → `bench report`")
+        if executor == "slurm":
+            console.print(f"submitted {len(result.todo)} Slurm jobs → `bench report` when they finish; "
+                          "`bench run` again resubmits only missing runs")  # fmt: skip
+        else:
+            console.print(f"[green]done[/]: {result.written} records in {result.seconds:.0f}s → `bench report`")
 
 
-def _manifest_keys(specs: list) -> list[dict]:
-    return [
-        {"method": s.method, "config_hash": s.config_hash, "protocol": ev.protocol, "suite": s.suite,
-         "dataset": ev.dataset, "subset": ev.subset, "seed": s.seed, "shots": s.shots, "backbone": s.backbone,
-         "pretrained": s.pretrained}
-        for s in specs for ev in s.evals
-    ]  # fmt: skip
+@contextlib.contextmanager
+def _progress() -> Iterator[tuple]:
+    """Callbacks for run_sweep: a rich progress bar (runs done) and a status line (the current step)."""
+    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]  # fmt: skip
+    progress = Progress(*columns, console=console, transient=False)
+    tasks: dict[str, Any] = {}
 
+    def start(total: int) -> None:
+        if total and not tasks:
+            progress.start()
+            tasks["sweep"] = progress.add_task("sweep", total=total)
+            tasks["current"] = progress.add_task("", total=None)
 
-def _needed_datasets(specs: list) -> list[str]:
-    return sorted({s.train_dataset for s in specs} | {ev.dataset for s in specs for ev in s.evals})
+    def on_message(msg: str) -> None:
+        if "accuracy" in msg:
+            progress.console.print(msg, highlight=False, markup=False)
+        if tasks:
+            progress.update(tasks["current"], description=escape(msg[:100]))
 
+    def on_done(spec: Any, n: int) -> None:
+        if tasks:
+            progress.advance(tasks["sweep"])
 
-def _preflight(specs: list, root: Path) -> None:
-    """Check every dataset the sweep needs before the first run, so a missing folder fails now, not an hour in."""
-    from bench.dataprep import preflight
-
-    preflight(_needed_datasets(specs), root)
+    try:
+        yield on_message, on_done, start
+    finally:
+        progress.stop()
 
 
 def _print_plan(specs: list, force: bool) -> None:
@@ -175,40 +138,6 @@ def _print_plan(specs: list, force: bool) -> None:
     console.print(table)
 
 
-def _execute(specs, device, executor, gpus, force, results, partition, timeout, parallelism) -> int:  # noqa: ANN001
-    from bench import executors
-
-    if executor == "slurm":
-        jobs = executors.submit_slurm(specs, Path(results) / "slurm", partition, timeout, parallelism)
-        console.print(f"submitted {len(jobs)} Slurm jobs (first id {jobs[0].job_id if jobs else '-'}); "
-                      "`bench report` when they finish, `bench run` again resubmits only missing runs")  # fmt: skip
-        return 0
-    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn()]  # fmt: skip
-    with Progress(*columns, console=console, transient=False) as progress:
-        sweep = progress.add_task("sweep", total=len(specs))
-        current = progress.add_task("", total=None)
-
-        def on_message(msg: str) -> None:
-            if "accuracy" in msg:
-                progress.console.print(msg, highlight=False, markup=False)
-            progress.update(current, description=escape(msg[:100]))
-
-        def on_done(spec, n: int) -> None:  # noqa: ANN001
-            progress.advance(sweep)
-
-        if executor == "pool":
-            import torch
-
-            ids = gpus.split(",") if gpus else [str(i) for i in range(torch.cuda.device_count())]
-            if not ids:
-                raise ConfigError("--executor pool needs GPUs (none visible); use --executor local")
-            return executors.run_pool(specs, ids, on_done, force)
-        if executor != "local":
-            raise ConfigError(f"unknown executor {executor!r}; valid: local, pool, slurm")
-        return executors.run_local(specs, device, on_message, on_done, force)
-
-
 @app.command()
 def report(
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
@@ -218,7 +147,7 @@ def report(
     paper: Annotated[bool, typer.Option(help="Show the published numbers beside ours, with deltas.")] = False,
 ) -> None:
     """Harmonic-mean tables from the records, and the list of missing runs."""
-    from bench.report import build_report, render, write_report
+    from bench.report.tables import build_report, render, write_report
 
     with user_errors():
         if format not in ("table", "markdown", "csv", "latex"):
@@ -254,7 +183,7 @@ def list_(
 
     with user_errors():
         if what == "methods":
-            from bench.listing import count_parameters
+            from bench.cli.listing import count_parameters
 
             table = Table(title="methods")
             table.add_column("method", no_wrap=True)
@@ -272,7 +201,7 @@ def list_(
                 table.add_row(name, cls.dataset_dir, cls.template, role)
             console.print(table)
         elif what == "protocols":
-            from bench.plan import PROTOCOLS
+            from bench.sweep.plan import PROTOCOLS
 
             for p in PROTOCOLS:
                 console.print(p)
@@ -290,11 +219,13 @@ def perf(
     steps: Annotated[int, typer.Option(help="Timed training steps.")] = 10,
 ) -> None:
     """Throughput: training and evaluation images/s per method, and the harness's overhead over a bare loop."""
-    from bench.perf import measure
+    from bench.model.perf import measure
     from bench.registry import METHODS, parse_names
 
     with user_errors():
-        dev = device or _default_device()
+        from bench.model.backbone import default_device
+
+        dev = device or default_device()
         table = Table("method", "trainable", "train img/s (bare)", "train img/s (harness)", "overhead", "eval img/s",
                       title=f"{backbone}/{pretrained} on {dev}, batch {batch_size}")  # fmt: skip
         for name in parse_names(method, METHODS):
@@ -307,7 +238,7 @@ def perf(
 
 
 def _mount_subapps() -> None:
-    from bench.dataprep import data_app
+    from bench.cli.data import data_app
     from bench.datasets.toy.cli import toy_app
 
     app.add_typer(data_app, name="data")
@@ -320,6 +251,3 @@ _mount_subapps()
 def main() -> None:
     app()
 
-
-if __name__ == "__main__":
-    main()

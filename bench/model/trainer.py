@@ -18,12 +18,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from bench.data import ImageDataset, Normalizer, autocast, train_transform
+from bench.data.caches import ImageDataset, Normalizer, autocast, train_transform
 from bench.errors import BenchError
-from bench.method import Batch, Method
+from bench.model.method import Batch, Method
 
 if TYPE_CHECKING:
-    from bench.runner import FitContext
+    from bench.model.context import FitContext
 
 
 def seed_everything(seed: int) -> None:

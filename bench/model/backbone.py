@@ -21,6 +21,7 @@ from open_clip.transformer import text_global_pool
 from torch import Tensor, nn
 
 from bench.errors import BenchError, ConfigError
+from bench.registry import BACKBONES
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(MODEL_CONFIG_DIR)
@@ -36,9 +37,9 @@ def quick_gelu_for(arch: str, pretrained: str) -> bool:
     """
     if arch.endswith("-quickgelu"):
         return True
-    if pretrained in ("none", "toy") or os.path.isfile(pretrained):
+    if pretrained == "none" or os.path.isfile(pretrained):
         return False
-    return bool(open_clip.get_pretrained_cfg(arch, pretrained).get("quick_gelu", False))
+    return bool((open_clip.get_pretrained_cfg(arch, pretrained) or {}).get("quick_gelu", False))
 
 
 def _open_clip_cache_hint(arch: str, tag: str, cache_dir: str | None) -> str:
@@ -53,22 +54,26 @@ def _open_clip_cache_hint(arch: str, tag: str, cache_dir: str | None) -> str:
 
 
 def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = None) -> nn.Module:
-    """Build the open_clip model for ``arch`` with weights ``pretrained`` (an open_clip tag, ``toy``, a file, or ``none``)."""
+    """Build the open_clip model for ``arch`` with weights ``pretrained`` (an open_clip tag, a file, or ``none``).
+
+    Architectures registered in ``BACKBONES`` (e.g. the toy world's ``toy-vit``) are built by their own builder,
+    which also knows their extra weight sources (``toy``).
+    """
+    BACKBONES.import_from_location()
+    if arch in BACKBONES.module_dict:
+        return BACKBONES.module_dict[arch](arch, pretrained)
     if arch not in open_clip.list_models():
         raise ConfigError(f"unknown backbone {arch!r}; see open_clip.list_models() (e.g. ViT-B-16, toy-vit)")
     quick = quick_gelu_for(arch, pretrained)
     if pretrained == "none":
-        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
-            torch.manual_seed(0)  # random weights are a fixed function of the architecture, for every run
-            return _finish(arch, open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick))
-    if pretrained == "toy" or os.path.isfile(pretrained):
-        with _quiet_open_clip():
-            model = _finish(arch, open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick))
-        model.load_state_dict(_load_state_dict(pretrained))
+        return random_model(arch, quick)
+    if os.path.isfile(pretrained):
+        model = random_model(arch, quick)
+        model.load_state_dict(load_state_dict_file(pretrained))
         return model
     if not open_clip.get_pretrained_cfg(arch, pretrained):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
-        raise ConfigError(f"backbone {arch!r} has no pretrained tag {pretrained!r}; valid: {tags}, none, toy or a file")
+        raise ConfigError(f"backbone {arch!r} has no pretrained tag {pretrained!r}; valid: {tags}, none or a file")
     try:
         return open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick, cache_dir=cache_dir)
     except Exception as e:  # network, missing file, corrupt download: all one message
@@ -79,13 +84,11 @@ def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = 
         ) from None
 
 
-def _finish(arch: str, model: nn.Module) -> nn.Module:
-    """What an open_clip config cannot say: the toy CLIP's convolutional stem (see ``toy.pretrain.ConvStem``)."""
-    if arch == "toy-vit":
-        from bench.datasets.toy.pretrain import with_conv_stem
-
-        return with_conv_stem(model)
-    return model
+def random_model(arch: str, quick_gelu: bool = False) -> nn.Module:
+    """open_clip's ``arch`` with random weights that are a fixed function of the architecture (seed 0)."""
+    with torch.random.fork_rng(devices=[]), _quiet_open_clip():
+        torch.manual_seed(0)
+        return open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
 
 
 @contextlib.contextmanager
@@ -100,13 +103,9 @@ def _quiet_open_clip() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _load_state_dict(pretrained: str) -> dict[str, Tensor]:
-    from bench.datasets.toy.pretrain import checkpoint_path, expand_compact, is_compact
-
-    path = checkpoint_path() if pretrained == "toy" else pretrained
+def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
+    """A state dict from ``path`` (a plain one or a ``{"state_dict": ...}`` checkpoint), as float32 tensors."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if is_compact(state):  # the shipped toy file or a `bench toy pretrain` output: rebuild the full state dict
-        state = expand_compact(state)
     state = state.get("state_dict", state)
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
@@ -232,3 +231,20 @@ def load_backbone(arch: str, pretrained: str = "openai", cache_dir: str | None =
 
 def normalize(x: Tensor) -> Tensor:
     return F.normalize(x.float(), dim=-1)
+
+
+_BACKBONES: dict[tuple[str, str, str], Backbone] = {}
+
+
+def get_backbone(arch: str, pretrained: str, device: torch.device) -> Backbone:
+    """The frozen backbone, reused across the runs of one process (one at a time: GPU memory)."""
+    key = (arch, pretrained, str(device))
+    if key not in _BACKBONES:
+        _BACKBONES.clear()  # one at a time: GPU memory
+        _BACKBONES[key] = load_backbone(arch, pretrained).to(device)
+    return _BACKBONES[key]
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.backbone import Backbone, BlockFn
 from bench.errors import ConfigError
+from bench.model.backbone import Backbone, BlockFn
 
 TOWERS = ("visual", "text")
 

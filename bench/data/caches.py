@@ -18,10 +18,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from bench.backbone import Backbone
-from bench.datasets.base import Datum, digest
+from bench.datasets.base import Datum
 from bench.errors import DataError
-from bench.io import atomic_write, lock
+from bench.io import atomic_write, digest, lock
+from bench.model.backbone import Backbone
 
 BICUBIC = T.InterpolationMode.BICUBIC
 

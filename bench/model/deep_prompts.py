@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from bench.backbone import BlockFn
+from bench.model.backbone import BlockFn
 
 
 def replace_tokens(x: Tensor, tokens: Tensor, start: int) -> Tensor:

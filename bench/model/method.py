@@ -1,6 +1,6 @@
 """The ``Method`` contract: what a few-shot adaptation method provides to the harness.
 
-A method is an ``nn.Module`` around the frozen :class:`~bench.backbone.Backbone`. It owns its learnable parts, its
+A method is an ``nn.Module`` around the frozen :class:`~bench.model.backbone.Backbone`. It owns its learnable parts, its
 default hyper-parameters per protocol and its loss; the harness owns data, the training loop, optimiser, schedule,
 precision, evaluation and results. To add a method, subclass ``Method`` in one file under ``methods/`` and register it::
 
@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.backbone import Backbone, normalize
+from bench.model.backbone import Backbone, normalize
 
 if TYPE_CHECKING:
-    from bench.runner import FitContext
+    from bench.model.context import FitContext
 
 
 @dataclass
@@ -44,6 +44,8 @@ class Method(nn.Module):
     frozen_image_encoder: ClassVar[bool] = False
     # False: nothing is trained by gradient descent (zero-shot CLIP, training-free Tip-Adapter).
     trains: ClassVar[bool] = True
+    # `bench list methods` shows this instead of a count when the size depends on the data (Tip-Adapter-F's cache).
+    parameter_note: ClassVar[str | None] = None
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__()
@@ -53,6 +55,7 @@ class Method(nn.Module):
         self.classnames: list[str] = []
         self.template = "a photo of a {}."
         self._text_cache: Tensor | None = None
+        self._frozen_text: Tensor | None = None
 
     # -- configuration -------------------------------------------------------------------------------------------
     @classmethod
@@ -66,6 +69,7 @@ class Method(nn.Module):
         self.classnames = [c.replace("_", " ") for c in classnames]
         self.template = template
         self._text_cache = None
+        self._frozen_text = None
 
     def prompts(self) -> list[str]:
         return [self.template.format(c) for c in self.classnames]
@@ -90,7 +94,19 @@ class Method(nn.Module):
         return self._text_cache
 
     def compute_text_features(self) -> Tensor:
+        return self.zero_shot_text_features()
+
+    def zero_shot_text_features(self) -> Tensor:
+        """Frozen CLIP's features of the hand-written prompts (``template`` filled with each class name)."""
         return self.backbone.encode_text(self.backbone.tokenize(self.prompts()))
+
+    @torch.no_grad()
+    def frozen_text_features(self) -> Tensor:
+        """:meth:`zero_shot_text_features`, computed once per class list: the classifier of methods whose text side
+        is frozen (CLIP-Adapter, Tip-Adapter) and the target of consistency losses (RMAdapter, KgCoOp, PromptSRC)."""
+        if self._frozen_text is None:
+            self._frozen_text = self.zero_shot_text_features()
+        return self._frozen_text
 
     def encode_image(self, images: Tensor) -> Tensor:
         return self.backbone.encode_image(images)

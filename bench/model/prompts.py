@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from bench.backbone import Backbone
-from bench.method import init_from_text
+from bench.model.backbone import Backbone
+from bench.model.method import init_from_text
 
 
 class PromptedText(nn.Module):
@@ -73,9 +73,22 @@ class PromptedText(nn.Module):
         self.token_ids, self.sos, self.suffix = ids, emb[:, :1].clone(), emb[:, 1 + self.n_ctx :].clone()
         self.name_lens = [len(backbone.tokenizer.encode(c)) for c in names] if self.position != "end" else []
 
-    def embeddings(self) -> Tensor:
-        """Prompt token embeddings ``(n_cls, context_length, width)``."""
+    def embeddings(self, shift: Tensor | None = None) -> Tensor:
+        """Prompt token embeddings ``(n_cls, length, width)``.
+
+        ``shift`` (B, width): a per-image offset added to every context vector (CoCoOp's meta-net output); the
+        result is then ``(B, n_cls, length, width)``, one prompt set per image.
+        """
         n_cls = self.token_ids.shape[0]
+        if shift is not None:
+            if self.class_specific or self.position != "end":
+                raise ValueError("a per-image context shift needs a shared context with the class name at the end")
+            ctx = self.ctx.to(self.suffix.dtype).unsqueeze(0) + shift.to(self.suffix.dtype).unsqueeze(1)
+            b = ctx.shape[0]
+            return torch.cat(
+                [self.sos.expand(b, -1, -1, -1), ctx.unsqueeze(1).expand(-1, n_cls, -1, -1),
+                 self.suffix.expand(b, -1, -1, -1)], dim=2,
+            )  # fmt: skip
         ctx = self.ctx if self.class_specific else self.ctx.unsqueeze(0).expand(n_cls, -1, -1)
         ctx = ctx.to(self.suffix.dtype)
         if self.position == "end":

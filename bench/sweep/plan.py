@@ -1,4 +1,4 @@
-"""Suites, protocols and the run plan: method × protocol × dataset × seed × shots × backbone → RunSpecs.
+"""Protocols and the run plan: method × protocol × dataset × seed × shots × backbone → RunSpecs.
 
 A :class:`RunSpec` is one training (or none, for zero-shot) and the evaluations that use it. Cross-dataset and
 domain-generalisation runs that share a training (same method, config, source, seed) are merged into one RunSpec,
@@ -17,77 +17,13 @@ from typing import Any
 from bench.config import BASE_CONFIG, apply_options, config_hash, deep_merge
 from bench.errors import ConfigError
 from bench.registry import get_method
+from bench.sweep.layout import ResultsLayout
+from bench.sweep.record import KEY
+from bench.sweep.suites import Suite
 
 PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization", "few_shot")
 ALL_PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization")  # `--protocol all`, as papers report
 FEW_SHOT_SHOTS = (1, 2, 4, 8, 16)
-
-
-@dataclass(frozen=True)
-class Suite:
-    """The datasets and backbone of one benchmark world (the real benchmark or the offline toy one)."""
-
-    name: str
-    datasets: tuple[str, ...]  # base-to-novel and few-shot datasets (the source first)
-    source: str  # cross-dataset / domain-generalisation training set
-    cross_dataset: tuple[str, ...]
-    domain_generalization: tuple[str, ...]
-    backbone: str
-    pretrained: str
-    # Config overrides in this suite, keyed by method or "method:protocol" (applied in that order).
-    overrides: dict[str, Any] = field(default_factory=dict)
-    # Datasets that play a real dataset's role for method defaults (the toy source gets ImageNet's settings).
-    roles: dict[str, str] = field(default_factory=dict)
-
-
-_REAL_DATASETS = (
-    "imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
-    "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101",
-)  # fmt: skip
-
-REAL = Suite(
-    name="real",
-    datasets=_REAL_DATASETS,
-    source="imagenet",
-    cross_dataset=_REAL_DATASETS[1:],
-    domain_generalization=("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"),
-    backbone="ViT-B-16",
-    pretrained="openai",
-)
-
-
-def toy_suite() -> Suite:
-    from bench.datasets.toy import TOY_SUITE
-
-    t = dict(TOY_SUITE)
-    return Suite(
-        name="toy",
-        datasets=tuple(t["base2novel"]),
-        source=t["source"],
-        cross_dataset=tuple(t["cross_dataset"]),
-        domain_generalization=tuple(t["domain_generalization"]),
-        backbone=t["backbone"],
-        pretrained=t["pretrained"],
-        overrides=t.get("overrides", {}),
-        roles=t.get("roles", {}),
-    )
-
-
-def get_suite(name: str) -> Suite:
-    if name == "real":
-        return REAL
-    if name == "toy":
-        return toy_suite()
-    raise ConfigError(f"unknown suite {name!r}; valid: real, toy")
-
-
-def default_data_root(suite: Suite) -> Path | None:
-    if suite.name == "toy":
-        from bench.datasets.toy.data import default_root
-
-        return default_root()
-    env = os.environ.get("BENCH_DATA")
-    return Path(env) if env else None
 
 
 @dataclass(frozen=True)
@@ -115,6 +51,7 @@ class RunSpec:
     data_root: str
     results: str
     options: dict[str, Any] = field(default_factory=dict)  # the user's --cfg-options: the variant name in reports
+    plugins: list[str] = field(default_factory=list)  # imported by every worker before the run (extra methods)
 
     @property
     def backbone_tag(self) -> str:
@@ -125,27 +62,32 @@ class RunSpec:
     def label(self) -> str:
         return f"{self.method} {self.train_dataset}/{self.train_subset} seed {self.seed} shots {self.shots}"
 
+    @property
+    def layout(self) -> ResultsLayout:
+        return ResultsLayout(self.results)
+
     def record_path(self, ev: EvalSpec) -> Path:
-        return (
-            Path(self.results) / "records" / self.suite / ev.protocol / f"{self.method}-{self.config_hash}"
-            / self.backbone_tag / f"{ev.dataset}__{ev.subset}" / f"shots{self.shots}_seed{self.seed}.json"
-        )  # fmt: skip
+        return self.layout.record(self, ev)
 
     def checkpoint_path(self) -> Path:
-        return (
-            Path(self.results) / "checkpoints" / f"{self.method}-{self.config_hash}" / self.backbone_tag
-            / f"{self.train_dataset}__{self.train_subset}" / f"shots{self.shots}_seed{self.seed}.pt"
-        )  # fmt: skip
+        return self.layout.checkpoint(self)
 
     def pending(self) -> list[EvalSpec]:
         return [ev for ev in self.evals if not self.record_path(ev).exists()]
+
+    def record_keys(self) -> list[dict[str, Any]]:
+        """The record key (``record.KEY``) of each evaluation: what a plan file lists."""
+        own = {"method": self.method, "config_hash": self.config_hash, "suite": self.suite, "seed": self.seed,
+               "shots": self.shots, "backbone": self.backbone, "pretrained": self.pretrained}  # fmt: skip
+        return [{k: {**own, "protocol": ev.protocol, "dataset": ev.dataset, "subset": ev.subset}[k] for k in KEY}
+                for ev in self.evals]  # fmt: skip
 
 
 def resolve_config(method: str, protocol: str, dataset: str, suite: Suite, options: dict[str, Any]) -> dict[str, Any]:
     """BASE_CONFIG ← method defaults for (protocol, dataset) ← suite overrides ← ``--cfg-options``."""
     cls = get_method(method)
     cfg = deep_merge(BASE_CONFIG, cls.default_config(protocol, suite.roles.get(dataset, dataset)))
-    for key in (method, f"{method}:{protocol}"):
+    for key in suite.override_keys(method, protocol):
         cfg = deep_merge(cfg, suite.overrides.get(key, {}))
     return apply_options(cfg, options)
 

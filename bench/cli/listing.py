@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench.backbone import load_backbone
 from bench.config import BASE_CONFIG, deep_merge
 from bench.errors import ConfigError
+from bench.model.backbone import load_backbone
 from bench.registry import get_method
 
 
@@ -20,7 +20,7 @@ def count_parameters(arch: str, names: list[str], n_cls: int = 100) -> list[tupl
         cls = get_method(name)
         cfg = deep_merge(BASE_CONFIG, cls.default_config("base2novel", "dtd"))
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        size_note = getattr(cls, "parameter_note", None)
+        size_note = cls.parameter_note
         if size_note:
             rows.append((name, size_note, cls.frozen_image_encoder, doc))
             continue

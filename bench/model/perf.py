@@ -1,6 +1,6 @@
 """`bench perf`: images/s of training steps and evaluation per method, and the harness's overhead.
 
-The bare loop calls ``method.loss`` / backward / step on one resident batch; the harness loop is :func:`bench.trainer.fit`
+The bare loop calls ``method.loss`` / backward / step on one resident batch; the harness loop is :func:`bench.model.trainer.fit`
 on real image files (decode, augmentation, normalisation included). The gap between them is what the harness costs.
 """
 
@@ -15,12 +15,13 @@ import torch
 from PIL import Image
 
 from bench.config import BASE_CONFIG, deep_merge
-from bench.data import Caches, autocast
+from bench.data.caches import Caches, autocast
 from bench.datasets.base import Datum
-from bench.method import Batch, Method
+from bench.model.backbone import get_backbone
+from bench.model.context import FitContext, evaluate
+from bench.model.method import Batch, Method
+from bench.model.trainer import build_optimizer, fit
 from bench.registry import get_method
-from bench.runner import FitContext, evaluate, get_backbone
-from bench.trainer import build_optimizer, fit
 
 
 def _sync(device: torch.device) -> None:

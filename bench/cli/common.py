@@ -1,0 +1,39 @@
+"""What every ``bench`` command shares: the consoles, the one user-error printer, the data-root option, plugins."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from bench.errors import BenchError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataRootOpt = Annotated[
+    Path | None,
+    typer.Option("--data-root", "--root", help="CoOp-layout data folder ($DATA; default: $BENCH_DATA)."),
+]
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="Import this module (a dotted name or a .py file) first: it registers extra methods/datasets."),
+]
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad input → one red line and exit code 2; Ctrl-C → exit 130 with how to resume."""
+    try:
+        yield
+    except BenchError as e:
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished records are kept; run the same command again to resume")
+        raise typer.Exit(130) from None

@@ -1,0 +1,80 @@
+"""``ResultsLayout``: every path under a results folder, in one place.
+
+::
+
+    results/
+      records/<suite>/<protocol>/<method>-<config hash>/<backbone>__<weights>/<dataset>__<subset>/shots<k>_seed<s>.json
+      checkpoints/<method>-<config hash>/<backbone>__<weights>/<train dataset>__<subset>/shots<k>_seed<s>.pt
+      splits/<suite>/<dataset>/shot<k>_seed<s>.json     the few-shot draws (portable JSON with a hash)
+      cache/                                            decoded images and frozen features, shared by runs
+      plans/plan-<timestamp>.json                       what each `bench run` planned (for the missing-runs list)
+      slurm/<job id>/                                   submitit logs
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from bench.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from bench.sweep.plan import EvalSpec, RunSpec
+
+
+@dataclass(frozen=True)
+class ResultsLayout:
+    root: Path
+
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def records_dir(self) -> Path:
+        return self.root / "records"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def plans_dir(self) -> Path:
+        return self.root / "plans"
+
+    @property
+    def slurm_dir(self) -> Path:
+        return self.root / "slurm"
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return Path(f"{spec.method}-{spec.config_hash}") / spec.backbone_tag
+
+    def record(self, spec: RunSpec, ev: EvalSpec) -> Path:
+        return (
+            self.records_dir / spec.suite / ev.protocol / self.run_dir(spec) / f"{ev.dataset}__{ev.subset}"
+            / f"shots{spec.shots}_seed{spec.seed}.json"
+        )  # fmt: skip
+
+    def checkpoint(self, spec: RunSpec) -> Path:
+        return (
+            self.root / "checkpoints" / self.run_dir(spec) / f"{spec.train_dataset}__{spec.train_subset}"
+            / f"shots{spec.shots}_seed{spec.seed}.pt"
+        )  # fmt: skip
+
+    def split(self, suite: str, dataset: str, shots: int, seed: int) -> Path:
+        return self.root / "splits" / suite / dataset / f"shot{shots}_seed{seed}.json"
+
+    def records(self) -> Iterator[Path]:
+        return iter(sorted(self.records_dir.rglob("*.json")))
+
+    def write_plan(self, keys: Iterable[dict[str, Any]]) -> Path:
+        """Store the record keys a ``bench run`` planned, so ``bench report`` can list the missing ones."""
+        path = self.plans_dir / f"plan-{pd.Timestamp.now(tz='UTC').strftime('%Y%m%dT%H%M%S%f')}.json"
+        atomic_write_json(path, list(keys))
+        return path
+
+    def plans(self) -> list[Path]:
+        return sorted(self.plans_dir.glob("plan-*.json"))

@@ -1,0 +1,91 @@
+"""``Record``: the schema of one result file (one run × one evaluation split), written by the runner, read by the
+report and the planner.
+
+Version 1 records (before the field existed) have the same keys and load unchanged; a record from a newer adaptbench
+raises one message saying to upgrade.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import DataError
+
+RECORD_VERSION = 2
+
+# The identity of a record: what `bench report` groups by and what a plan lists.
+KEY = ("method", "config_hash", "protocol", "suite", "dataset", "subset", "seed", "shots", "backbone", "pretrained")
+
+
+@dataclass
+class Record:
+    method: str
+    protocol: str
+    suite: str
+    dataset: str
+    subset: str  # all | base | novel
+    train_dataset: str
+    train_subset: str
+    seed: int
+    shots: int
+    backbone: str
+    pretrained: str
+    random_init: bool
+    config_hash: str
+    options: dict[str, Any]  # the user's --cfg-options (the variant label in reports)
+    accuracy: float
+    per_class_accuracy: dict[str, float]
+    n_test: int
+    n_train: int
+    trainable_params: int
+    timing: dict[str, float]
+    train_steps: int
+    final_losses: dict[str, float]
+    method_info: dict[str, Any]
+    peak_memory_mb: float | None
+    split_hash: str
+    test_hash: str
+    config: dict[str, Any]
+    versions: dict[str, str]
+    git_revision: str
+    created: str
+    record_version: int = RECORD_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown keys of an older/newer record, kept on round trip
+
+    def key(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in KEY}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {**out.pop("extra"), **out}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "record") -> Record:
+        version = int(data.get("record_version", 1))
+        if version > RECORD_VERSION:
+            raise DataError(
+                f"{source} was written by a newer adaptbench (record version {version}); upgrade adaptbench"
+            )
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "record_version"}
+        missing = [k for k in KEY if k not in data] + ([] if "accuracy" in data else ["accuracy"])
+        if missing:
+            raise DataError(
+                f"{source} is not an adaptbench record (missing {', '.join(missing)}); move it out of records/"
+            )
+        known = {k: data.get(k) for k in names}
+        extra = {k: v for k, v in data.items() if k not in names and k != "record_version"}
+        return cls(**known, record_version=version, extra=extra)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Record:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise DataError(f"record {path} is unreadable ({e}); delete it and run `bench run` again") from None
+        if not isinstance(data, dict):
+            raise DataError(f"record {path} is not a JSON object; delete it and run `bench run` again")
+        return cls.from_dict(data, f"record {path}")

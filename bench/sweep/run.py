@@ -1,0 +1,105 @@
+"""``run_sweep``: the one Python entry point for a sweep — plan, check the data, execute, in that order.
+
+``bench run`` is a thin layer over it; a notebook or a test calls it directly::
+
+    from bench.sweep import run_sweep
+    result = run_sweep(methods=["coop", "mma"], protocols=["base2novel"], suite="toy", seeds=[1])
+    print(result.written, "records in", result.results)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import parse_cfg_options
+from bench.data.check import preflight
+from bench.registry import METHODS, load_plugins, parse_names
+from bench.sweep.executors import Executor, LocalExecutor, OnDone, OnMessage, _ignore_done, _ignore_message
+from bench.sweep.layout import ResultsLayout
+from bench.sweep.plan import RunSpec, parse_protocols, plan
+from bench.sweep.suites import Suite, resolve_data_root
+
+
+@dataclass
+class SweepResult:
+    """What a sweep planned and did. ``todo`` are the runs that had (or, in a dry run, have) work to do."""
+
+    suite: Suite
+    data_root: Path
+    results: ResultsLayout
+    specs: list[RunSpec]
+    todo: list[RunSpec]
+    force: bool
+    written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def n_evals(self) -> int:
+        return sum(len(s.evals) for s in self.specs)
+
+    @property
+    def n_todo(self) -> int:
+        return sum(len(s.evals if self.force else s.pending()) for s in self.todo)
+
+
+def needed_datasets(specs: Sequence[RunSpec]) -> list[str]:
+    """Every dataset the runs train or evaluate on."""
+    return sorted({s.train_dataset for s in specs} | {ev.dataset for s in specs for ev in s.evals})
+
+
+def run_sweep(
+    *,
+    methods: Sequence[str] | str,
+    protocols: Sequence[str] | str = "base2novel",
+    suite: str | None = None,
+    datasets: Sequence[str] | None = None,
+    seeds: Sequence[int] = (1, 2, 3),
+    shots: Sequence[int] | None = None,
+    backbone: str | None = None,
+    pretrained: str | None = None,
+    data_root: str | Path | None = None,
+    results: str | Path = "results",
+    options: dict[str, Any] | Sequence[str] | None = None,
+    plugins: Sequence[str] = (),
+    force: bool = False,
+    dry_run: bool = False,
+    executor: Executor | None = None,
+    on_plan: Callable[[SweepResult], None] | None = None,
+    on_message: OnMessage = _ignore_message,
+    on_done: OnDone = _ignore_done,
+) -> SweepResult:
+    """Plan the sweep, check every dataset it needs, and run what is not done yet (all of it with ``force``).
+
+    ``methods`` / ``protocols``: names or a comma string (``"all"`` allowed); ``options``: ``--cfg-options`` as a dict
+    of dotted keys or ``key=value`` strings; ``plugins``: modules or ``.py`` files that register extra methods. The data root is ``data_root``, else ``$BENCH_DATA``, else the suite's
+    own (the toy suite generates its datasets on first use). ``on_plan`` sees the plan before anything runs (the CLI
+    prints it); ``dry_run`` stops there. Raises :class:`~bench.errors.BenchError` on bad input, before any run starts.
+    """
+    load_plugins(plugins)
+    method_names = parse_names(methods if isinstance(methods, str) else ",".join(methods), METHODS)
+    protocol_names = parse_protocols(protocols if isinstance(protocols, str) else ",".join(protocols))
+    opts = dict(options or {}) if options is None or isinstance(options, dict) else parse_cfg_options(options)
+    the_suite, root = resolve_data_root(data_root, suite)
+    names = [d.strip().lower() for d in datasets] if datasets else None
+    specs = plan(method_names, protocol_names, the_suite, list(seeds), list(shots) if shots else None, root,
+                 Path(results), names, backbone, pretrained, opts)  # fmt: skip
+    for s in specs:
+        s.plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins]
+    todo = specs if force else [s for s in specs if s.pending()]
+    result = SweepResult(the_suite, root, ResultsLayout(results), specs, todo, force)
+    if on_plan:
+        on_plan(result)
+    if dry_run:
+        return result
+    if the_suite.prepare is not None and todo:
+        the_suite.prepare(root, needed_datasets(todo))
+    preflight(needed_datasets(todo), root)  # a missing folder fails now, not an hour in
+    result.results.write_plan(k for s in specs for k in s.record_keys())
+    t0 = time.perf_counter()
+    result.written = (executor or LocalExecutor()).run(todo, force, on_message, on_done)
+    result.seconds = time.perf_counter() - t0
+    return result

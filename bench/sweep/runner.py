@@ -1,0 +1,237 @@
+"""``run_one``: seed → data → backbone → method.fit → evaluate → one atomic :class:`Record` per evaluation.
+
+A run's learned state is checkpointed (only the method's parameters, never the backbone) before any evaluation, so
+an interrupted run — or one whose record was deleted — resumes by evaluating, not by retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+
+import bench
+from bench.data.caches import Caches
+from bench.datasets.base import (
+    DatasetReader,
+    DatasetSplits,
+    Datum,
+    dassl_fewshot,
+    items_from_json,
+    items_to_json,
+    subsample_classes,
+    subset_classnames,
+)
+from bench.errors import BenchError, DataError
+from bench.io import atomic_write, atomic_write_json, digest, lock
+from bench.model.backbone import get_backbone
+from bench.model.context import FitContext, evaluate
+from bench.model.method import Method
+from bench.model.trainer import fit, seed_everything
+from bench.registry import get_dataset, get_method, load_plugins
+from bench.sweep.plan import EvalSpec, RunSpec
+from bench.sweep.record import Record
+
+Progress = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+
+
+@lru_cache(maxsize=64)
+def read_dataset(name: str, root: str) -> tuple[DatasetReader, DatasetSplits]:
+    reader = get_dataset(name)(root)
+    return reader, reader.read()
+
+
+def fewshot_split(spec: RunSpec, reader: DatasetReader, splits: DatasetSplits) -> tuple[list[Datum], list[Datum], str]:
+    """The seed's few-shot train/val draw, stored once as portable JSON; returns (train, val, split hash)."""
+    root = Path(spec.data_root)
+    path = spec.layout.split(spec.suite, reader.name, spec.shots, spec.seed)
+    with lock(path):
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+                rows = {"train": saved["train"], "val": saved["val"]}
+                train, val = items_from_json(rows["train"], root), items_from_json(rows["val"], root)
+            except (ValueError, KeyError) as e:
+                raise DataError(f"few-shot split {path} is malformed ({e}); delete it to redraw") from None
+        else:
+            train, val = dassl_fewshot(splits.train, splits.val, spec.shots, spec.seed, draw_val=reader.draw_val)
+            rows = {"train": items_to_json(train, root), "val": items_to_json(val, root)}
+            atomic_write_json(path, {**rows, "shots": spec.shots, "seed": spec.seed, "hash": digest(rows)})
+    # the record's split hash covers the draw (as stored beside it) and the test list
+    return train, val, digest([digest(rows), digest(items_to_json(splits.test, root))])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One run
+
+
+@lru_cache(maxsize=1)
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    return {
+        "adaptbench": bench.__version__,
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda or "none",
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
+    }
+
+
+def run_one(
+    spec: RunSpec, device: str | torch.device = "cpu", progress: Progress | None = None, force: bool = False
+) -> int:
+    """Execute one RunSpec; returns the number of records written."""
+    load_plugins(spec.plugins)  # a pool or Slurm worker starts without the user's plugins
+    try:
+        return _run_one(spec, torch.device(device), progress, force)
+    except torch.OutOfMemoryError:
+        bs = spec.config["train"]["batch_size"]
+        raise BenchError(
+            f"{spec.label}: out of GPU memory; lower the batch size (--cfg-options train.batch_size={max(1, bs // 2)}) "
+            f"or evaluation batch (eval.batch_size), or use train.precision=bf16"
+        ) from None
+
+
+@dataclass
+class _Trained:
+    """A fitted method and what its records report about the training."""
+
+    method: Method
+    ctx: FitContext
+    stats: dict[str, Any]
+    split_hash: str
+
+
+def _run_one(spec: RunSpec, device: torch.device, progress: Progress | None, force: bool) -> int:
+    say = progress or (lambda msg: None)
+    todo = spec.evals if force else spec.pending()
+    if not todo:
+        return 0
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(spec.seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    workers = spec.config["train"]["num_workers"] if device.type == "cuda" else 0  # CPU: workers only steal compute
+    caches = Caches(spec.layout.cache_dir, workers)
+    trained = _train_or_load(spec, device, caches, say, force)
+    results: dict[tuple[str, str], dict[str, Any]] = {}  # one evaluation per (dataset, subset), shared by protocols
+    for ev in todo:
+        key = (ev.dataset, ev.subset)
+        if key not in results:
+            results[key] = _evaluate(spec, ev, trained, caches, device)
+        say(f"{spec.label}: {ev.protocol} {ev.dataset}/{ev.subset} accuracy {results[key]['accuracy']:.2f}")
+        atomic_write_json(spec.record_path(ev), _record(spec, ev, trained, results[key], device).to_dict())
+    return len(todo)
+
+
+def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Progress, force: bool) -> _Trained:
+    """The method fitted on the run's few-shot draw, or restored from the run's checkpoint."""
+    reader, splits = read_dataset(spec.train_dataset, spec.data_root)
+    train, val, split_hash = fewshot_split(spec, reader, splits)
+    train = subsample_classes(train, spec.train_subset, range(len(splits.classnames)))
+    val = subsample_classes(val, spec.train_subset, range(len(splits.classnames)))
+    classnames = subset_classnames(splits.classnames, spec.train_subset)
+
+    backbone = get_backbone(spec.backbone, spec.pretrained, device)
+    seed_everything(spec.seed)  # the method's initialisation does not depend on how many backbones were built
+    method: Method = get_method(spec.method)(backbone, spec.config, n_cls=len(classnames)).to(device)
+    method.set_classnames(classnames, reader.template)
+    ctx = FitContext(backbone, device, spec.train_dataset, train, val, classnames, reader.template, spec.seed, caches,
+                     spec.config["eval"]["batch_size"])  # fmt: skip
+
+    ckpt_path = spec.checkpoint_path()
+    if ckpt_path.exists() and not force:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        method.load_learned_state_dict(ckpt["method"])
+        ctx.info = ckpt.get("info", {})
+        say(f"{spec.label}: loaded checkpoint")
+        return _Trained(method, ctx, ckpt["train_stats"], split_hash)
+    say(f"{spec.label}: training ({len(train)} images, {len(classnames)} classes)")
+    t0 = time.perf_counter()
+    stats: dict[str, Any] = {"train_s": 0.0}
+    method.before_training(ctx)
+    if method.trains:
+        epochs = spec.config["train"]["epochs"]
+        stats = fit(method, ctx, spec.config["train"],
+                    on_epoch=lambda e, loss: say(f"{spec.label}: epoch {e + 1}/{epochs} loss {loss:.4f}"))  # fmt: skip
+    method.after_training(ctx)
+    stats["fit_s"] = time.perf_counter() - t0
+    state = {"method": method.learned_state_dict(), "train_stats": stats, "info": ctx.info}
+    atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+    return _Trained(method, ctx, stats, split_hash)
+
+
+def _evaluate(spec: RunSpec, ev: EvalSpec, trained: _Trained, caches: Caches, device: torch.device) -> dict[str, Any]:
+    reader, splits = read_dataset(ev.dataset, spec.data_root)
+    items = subsample_classes(splits.test, ev.subset, range(len(splits.classnames)))
+    names = subset_classnames(splits.classnames, ev.subset)
+    t0 = time.perf_counter()
+    acc, per_class = evaluate(trained.method, items, names, reader.template, trained.ctx.backbone, device, caches,
+                              spec.config["eval"]["batch_size"], spec.config["train"]["precision"])  # fmt: skip
+    return {"accuracy": acc, "per_class_accuracy": dict(zip(names, per_class)), "eval_s": time.perf_counter() - t0,
+            "n_test": len(items), "test_hash": digest(items_to_json(items, Path(spec.data_root)))}  # fmt: skip
+
+
+def _record(spec: RunSpec, ev: EvalSpec, trained: _Trained, result: dict[str, Any], device: torch.device) -> Record:
+    stats = trained.stats
+    return Record(
+        method=spec.method,
+        protocol=ev.protocol,
+        suite=spec.suite,
+        dataset=ev.dataset,
+        subset=ev.subset,
+        train_dataset=spec.train_dataset,
+        train_subset=spec.train_subset,
+        seed=spec.seed,
+        shots=spec.shots,
+        backbone=spec.backbone,
+        pretrained=spec.pretrained,
+        random_init=spec.pretrained == "none",
+        config_hash=spec.config_hash,
+        options=spec.options,
+        accuracy=result["accuracy"],
+        per_class_accuracy=result["per_class_accuracy"],
+        n_test=result["n_test"],
+        n_train=len(trained.ctx.train),
+        trainable_params=trained.method.num_trainable(),
+        timing={**{k: v for k, v in stats.items() if k.endswith("_s")}, "eval_s": result["eval_s"]},
+        train_steps=stats.get("steps", 0),
+        final_losses=stats.get("losses", {}),
+        method_info=trained.ctx.info,
+        peak_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        split_hash=trained.split_hash,
+        test_hash=result["test_hash"],
+        config=spec.config,
+        versions=versions(),
+        git_revision=_git_revision(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )

@@ -1,0 +1,97 @@
+"""Suites (benchmark worlds) and the one place where the data root is resolved.
+
+A :class:`Suite` names the datasets of each protocol, the backbone, and the config overrides of that world. The real
+benchmark is defined here; other worlds register a factory in ``SUITES`` (the toy world does, from
+``bench.datasets.toy``), so the core never imports them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError
+from bench.registry import SUITES, get
+
+DATA_ENV = "BENCH_DATA"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The datasets and backbone of one benchmark world (the real benchmark or the offline toy one)."""
+
+    name: str
+    datasets: tuple[str, ...]  # base-to-novel and few-shot datasets (the source first)
+    source: str  # cross-dataset / domain-generalisation training set
+    cross_dataset: tuple[str, ...]
+    domain_generalization: tuple[str, ...]
+    backbone: str
+    pretrained: str
+    # Config overrides in this suite, keyed by "*" (every method), method, or "method:protocol" (applied in that order).
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # Datasets that play a real dataset's role for method defaults (the toy source gets ImageNet's settings).
+    roles: dict[str, str] = field(default_factory=dict)
+    # Generated worlds: where their data lives by default, and how to write the datasets a sweep needs.
+    default_root: Callable[[], Path] | None = None
+    prepare: Callable[[Path, list[str]], Path] | None = None
+
+    def override_keys(self, method: str, protocol: str) -> tuple[str, ...]:
+        return ("*", method, f"{method}:{protocol}")
+
+
+_REAL_DATASETS = (
+    "imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
+    "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101",
+)  # fmt: skip
+REAL_DG = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+
+
+@SUITES.register_module(name="real")
+def real_suite() -> Suite:
+    """The papers' benchmark: 11 datasets, ImageNet as the source, its four shifted test sets, CLIP ViT-B/16."""
+    return Suite(
+        name="real",
+        datasets=_REAL_DATASETS,
+        source="imagenet",
+        cross_dataset=_REAL_DATASETS[1:],
+        domain_generalization=REAL_DG,
+        backbone="ViT-B-16",
+        pretrained="openai",
+    )
+
+
+REAL = real_suite()
+
+
+def get_suite(name: str) -> Suite:
+    return get(SUITES, name)()
+
+
+def suite_names() -> list[str]:
+    SUITES.import_from_location()
+    return sorted(SUITES.module_dict)
+
+
+def env_data_root() -> Path | None:
+    """``$BENCH_DATA`` (the CoOp ``$DATA`` folder), if set."""
+    value = os.environ.get(DATA_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def resolve_data_root(data_root: str | Path | None, suite: str | None) -> tuple[Suite, Path]:
+    """The suite and its data folder: ``--data-root``, else ``$BENCH_DATA``, else the suite's own default.
+
+    With no suite named: the real benchmark when a data root is given, else the offline toy suite.
+    """
+    root = Path(data_root).expanduser() if data_root else env_data_root()
+    the_suite = get_suite(suite or ("real" if root else "toy"))
+    if root is None and the_suite.default_root is not None:
+        root = the_suite.default_root()
+    if root is None:
+        raise ConfigError(f"no data root: pass --data-root DIR or set ${DATA_ENV} (or use --suite toy)")
+    if not root.is_dir() and the_suite.prepare is None:  # generated worlds write their folder on demand
+        raise ConfigError(f"data root {root} does not exist; pass --data-root or set ${DATA_ENV}")
+    return the_suite, root
