@@ -250,4 +250,3 @@ _mount_subapps()
 
 def main() -> None:
     app()
-
