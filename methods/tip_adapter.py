@@ -206,7 +206,7 @@ class TipAdapterF(TipAdapter):
     """
 
     trains: ClassVar[bool] = True
-    parameter_note: ClassVar[str | None] = "N·K×D (data-dependent)"
+    parameter_note: ClassVar[str | None] = "N·K×D"  # shots × classes cache keys of dimension D: data-dependent
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -21,3 +21,10 @@ def vitb16():
     from bench.model.backbone import load_backbone
 
     return load_backbone("ViT-B-16", "none")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests not marked ``e2e`` (module-level ``pytestmark``) are ``unit``."""
+    for item in items:
+        if item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.unit)

@@ -165,7 +165,8 @@ def test_prepare_manual_steps_and_variant_classnames(tmp_path: Path) -> None:
     assert (root / "imagenet-adversarial" / "classnames.txt").read_text() == (
         root / "imagenet/classnames.txt"
     ).read_text()
-    assert run("prepare", "nosuchset", "--data-root", str(root)).exit_code != 0
+    r = run("prepare", "nosuchset", "--data-root", str(root))
+    assert r.exit_code == 2 and "unknown dataset 'nosuchset'" in r.output
 
 
 # ---------------------------------------------------------------------------------------------------------------------

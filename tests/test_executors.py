@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from coop_fixture import make_coop_data
 
 from bench.sweep import executors
 from bench.sweep import plan as planlib
 from bench.sweep.suites import REAL
+
+pytestmark = pytest.mark.e2e
 
 
 def _specs(tmp_path, results):

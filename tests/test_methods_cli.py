@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 
+pytestmark = pytest.mark.e2e
+
 # bench-tiny has 4 blocks: adapters and deep prompts are placed inside it; one epoch keeps this quick.
 METHODS = {
     "clip_adapter": ["train.epochs=1", "train.feature_passes=2"],
@@ -45,7 +47,14 @@ def test_method_runs_all_protocols(data, results, method):
     # B2N: dtd base/novel; cross-dataset: imagenet + dtd; DG: imagenet + imagenetv2
     assert len(recs) == 2 + 2 + 2
     assert {r["protocol"] for r in recs} == {"base2novel", "cross_dataset", "domain_generalization"}
-    assert all(0 <= r["accuracy"] <= 100 for r in recs)
-    if method.startswith("tip"):
-        info = recs[0]["method_info"]
-        assert "alpha" in info and "beta" in info
+    for r in recs:  # the accuracy is the one that the per-class accuracies and the test size imply
+        assert r["accuracy"] == pytest.approx(sum(r["per_class_accuracy"].values()) / len(r["per_class_accuracy"]))
+        assert (r["accuracy"] * r["n_test"] / 100) == pytest.approx(round(r["accuracy"] * r["n_test"] / 100))
+        assert r["train_steps"] > 0 or method == "tip_adapter"
+    if method.startswith("tip"):  # α/β were searched on validation and lie on the search grid
+        from bench.methods.tip_adapter import grid
+
+        cfg, info = recs[0]["config"]["method"], recs[0]["method_info"]
+        assert info["search"] == "val" and 0 <= info["val_accuracy"] <= 100
+        assert info["beta"] in grid(cfg["search_scale"][0], cfg["search_step"][0])
+        assert info["alpha"] in grid(cfg["search_scale"][1], cfg["search_step"][1])

@@ -44,7 +44,26 @@ def test_all_15_registered_with_coop_attributes() -> None:
     assert get_dataset("imagenet").draw_val is False
     for v in ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"):
         assert get_dataset(v).test_only and get_dataset(v).source == "imagenet"
-    assert getattr(get_dataset("dtd"), "draw_val", True) is True
+    assert get_dataset("dtd").draw_val is True
+
+
+def test_few_shot_split_draws_val_per_reader(tmp_path: Path) -> None:
+    """DTD (Dassl) draws min(shots, 4) val images per class; ImageNet (CoOp) keeps its val list whole."""
+    from bench.sweep.plan import RunSpec
+    from bench.sweep.runner import fewshot_split, read_dataset
+
+    root = make_coop_data(tmp_path / "data", ["dtd", "imagenet"], n_classes=4, train_per_class=8, val_per_class=6)
+    sizes = {}
+    for name in ("dtd", "imagenet"):
+        spec = RunSpec("zeroshot", "real", name, "all", 1, 8, "bench-tiny", "none", {}, "h", [], str(root),
+                       str(tmp_path / "res"))  # fmt: skip
+        reader, splits = read_dataset(name, str(root))
+        train, val, split_hash = fewshot_split(spec, reader, splits)
+        assert len(train) == 4 * 8 and len(split_hash) == 16
+        assert fewshot_split(spec, reader, splits) == (train, val, split_hash)  # stored once, read back the same
+        sizes[name] = (len(val), len(splits.val))
+    assert sizes["dtd"] == (4 * 4, 4 * 6)
+    assert sizes["imagenet"][0] == sizes["imagenet"][1]
 
 
 @pytest.mark.parametrize("name", SUPPORTED)

@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.config import parse_cfg_options
 
+pytestmark = pytest.mark.e2e
+
 # toy_colors (under the tungsten camera) is where both CoOp and MMA gain most over zero-shot on the toy suite.
 DATASET = "toy_colors"
 # CoOp: the toy suite's own settings (200 epochs on cached features); MMA: 20 epochs instead of 5 (see above).

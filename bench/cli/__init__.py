@@ -177,20 +177,27 @@ def report(
 def list_(
     what: Annotated[str, typer.Argument(help="methods | datasets | protocols")],
     backbone: Annotated[str, typer.Option(help="Backbone for parameter counts (random weights).")] = "ViT-B-16",
+    plugin: PluginOpt = None,
 ) -> None:
     """What is registered: methods (with trainable parameter counts), datasets, protocols."""
-    from bench.registry import dataset_names, get_dataset, method_names
+    from rich.console import Console
 
+    from bench.registry import dataset_names, get_dataset, load_plugins, method_names
+
+    console = Console()  # sized now: the terminal (or 80 columns in a pipe)
     with user_errors():
+        load_plugins(plugin)
         if what == "methods":
             from bench.cli.listing import count_parameters
 
-            table = Table(title="methods")
-            table.add_column("method", no_wrap=True)
-            table.add_column(f"trainable params ({backbone})", justify="right", no_wrap=True)
-            table.add_column("image encoder", no_wrap=True)
-            table.add_column("summary", no_wrap=True, overflow="ellipsis", max_width=60)
-            for name, count, frozen, doc in count_parameters(backbone, method_names()):
+            names = method_names()
+            # The names are what a user needs (and greps for): never cut; the summary wraps in what is left.
+            table = Table(title=f"methods (trainable parameters on {backbone})")
+            table.add_column("method", no_wrap=True, min_width=max(map(len, names)))
+            table.add_column("params", justify="right", no_wrap=True)
+            table.add_column("image enc.", no_wrap=True)
+            table.add_column("summary", overflow="fold", ratio=1)
+            for name, count, frozen, doc in count_parameters(backbone, names):
                 table.add_row(name, count, "frozen" if frozen else "adapted", doc)
             console.print(table)
         elif what == "datasets":

@@ -27,6 +27,6 @@ def count_parameters(arch: str, names: list[str], n_cls: int = 100) -> list[tupl
         try:
             count = f"{cls(backbone, cfg, n_cls=n_cls).num_trainable():,}"
         except (ConfigError, ValueError) as e:  # e.g. prompt depth 9 on a 6-block backbone
-            count = f"n/a ({e})"
+            count, doc = "n/a", f"{doc} (n/a on {arch}: {e})"
         rows.append((name, count, cls.frozen_image_encoder, doc))
     return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,7 +22,9 @@ from torchvision import transforms as T
 from bench.datasets.base import Datum
 from bench.errors import DataError
 from bench.io import atomic_write, digest, lock
-from bench.model.backbone import Backbone
+
+if TYPE_CHECKING:  # the model layer sits above this one
+    from bench.model.backbone import Backbone
 
 BICUBIC = T.InterpolationMode.BICUBIC
 
