@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench.config import apply_options, config_hash, parse_cfg_options
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError
 from bench.io import atomic_write
 from bench.model.trainer import lr_factor
 from bench.report import tables as report
@@ -187,3 +187,47 @@ def test_manifest_roundtrip(tmp_path):
     ResultsLayout(tmp_path).write_plan(keys)
     assert len(report.load_manifest(tmp_path)) == 1
     assert json.loads(next((tmp_path / "plans").glob("*.json")).read_text()) == keys
+
+
+# -- the record schema --------------------------------------------------------------------------------------------------
+
+
+def _v1_record() -> dict:
+    """A record as adaptbench wrote it before the schema had a version (no record_version field)."""
+    return {"method": "coop", "protocol": "base2novel", "suite": "real", "dataset": "dtd", "subset": "base",
+            "train_dataset": "dtd", "train_subset": "base", "seed": 1, "shots": 16, "backbone": "ViT-B-16",
+            "pretrained": "openai", "random_init": False, "config_hash": "abcd1234", "options": {}, "accuracy": 61.5,
+            "per_class_accuracy": {"banded": 61.5}, "n_test": 100, "n_train": 16, "trainable_params": 2048,
+            "timing": {"eval_s": 1.0}, "train_steps": 10, "final_losses": {"ce": 0.5}, "method_info": {},
+            "peak_memory_mb": None, "split_hash": "s" * 16, "test_hash": "t" * 16, "config": {}, "versions": {},
+            "git_revision": "unknown", "created": "2026-11-30T00:00:00+00:00", "an_old_field": 1}  # fmt: skip
+
+
+def test_old_records_load_and_round_trip(tmp_path):
+    from bench.sweep.record import RECORD_VERSION, Record
+
+    rec = Record.from_dict(_v1_record())
+    assert rec.record_version == 1 and rec.accuracy == 61.5 and rec.extra == {"an_old_field": 1}
+    out = rec.to_dict()
+    assert out["an_old_field"] == 1 and out["record_version"] == 1
+    assert {k: v for k, v in out.items() if k != "record_version"} == _v1_record()
+    # and the report reads it like a new one
+    path = tmp_path / "records" / "real" / "base2novel" / "x" / "r.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_v1_record()))
+    df = report.load_records(tmp_path)
+    assert df["accuracy"].tolist() == [61.5] and RECORD_VERSION > 1
+
+
+def test_records_from_the_future_or_not_records_are_one_clear_error(tmp_path):
+    from bench.sweep.record import Record
+
+    with pytest.raises(DataError, match="newer adaptbench"):
+        Record.from_dict({**_v1_record(), "record_version": 99})
+    bad = tmp_path / "not_a_record.json"
+    bad.write_text(json.dumps({"accuracy": 1}))
+    with pytest.raises(DataError, match=r"not_a_record.json is not an adaptbench record \(missing method"):
+        Record.load(bad)
+    bad.write_text("{half")
+    with pytest.raises(DataError, match="unreadable"):
+        Record.load(bad)

@@ -184,7 +184,7 @@ def test_a_toy_checkpoint_file_loads_as_pretrained_weights() -> None:
     assert all(torch.equal(by_tag[k], by_file[k]) for k in by_tag)
 
 
-@pytest.mark.parametrize("name", ["toy_colors", "toy_scenes"])
+@pytest.mark.parametrize("name", ["toy_colors", "toy_scenes", "toy_imagenet_sketch"])
 def test_camera_datasets_are_the_plain_render_through_the_camera(name: str) -> None:
     """The domain-gap datasets: the same scene as without the camera, post-processed by exactly that camera."""
     from dataclasses import replace
