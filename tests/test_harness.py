@@ -231,3 +231,9 @@ def test_records_from_the_future_or_not_records_are_one_clear_error(tmp_path):
     bad.write_text("{half")
     with pytest.raises(DataError, match="unreadable"):
         Record.load(bad)
+
+
+def test_a_run_records_its_options_as_the_config_took_them(tmp_path):
+    (run,) = planlib.plan(["coop"], ["base2novel"], REAL, [1], [16], tmp_path, tmp_path, ["dtd"],
+                          options=parse_cfg_options(["train.augment=none", "train.lr=1"]))  # fmt: skip
+    assert run.options == {"train.augment": "none", "train.lr": 1.0}  # the report labels it train.augment=none

@@ -128,7 +128,7 @@ def plan(
         else:
             runs[key] = RunSpec(
                 method, suite.name, train, subset, seed, k, backbone, pretrained, cfg, h, list(evals),
-                str(data_root), str(results), dict(options),
+                str(data_root), str(results), _as_resolved(options, cfg),
             )  # fmt: skip
 
     for method in methods:
@@ -151,6 +151,17 @@ def plan(
                 else:
                     raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}, all")
     return list(runs.values())
+
+
+def _as_resolved(options: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """The user's options with the values the config took (``train.augment=none`` stays the word, not ``None``)."""
+    out = {}
+    for key, value in options.items():
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part, value) if isinstance(node, dict) else value
+        out[key] = node
+    return out
 
 
 def parse_protocols(value: str) -> list[str]:
