@@ -1,1 +1,1 @@
-"""."""
+"""Records → the tables papers print (harmonic means, transfer averages), beside the published numbers."""
