@@ -8,6 +8,9 @@ from typing import Annotated
 
 import typer
 
+from bench.cli.common import user_errors
+from bench.errors import ConfigError
+
 toy_app = typer.Typer(help="The offline toy world: generate its datasets, pretrain its CLIP.", no_args_is_help=True)
 
 
@@ -93,7 +96,7 @@ def _load_model(path: Path | None):  # -> nn.Module
     if path is not None and str(path) == "random":
         return create_toy_model().eval()
     if path is not None and not path.is_file():
-        raise typer.BadParameter(f"{path} does not exist; pass a file from `bench toy pretrain`")
+        raise ConfigError(f"--checkpoint {path} does not exist; pass a file from `bench toy pretrain` (or 'random')")
     return load_toy_model(path)
 
 
@@ -115,9 +118,9 @@ def probe(
 
     from bench.datasets.toy.zeroshot import ATTRIBUTES, attribute_probe
 
-    rows = [
-        (str(path or "shipped"), attribute_probe(_load_model(path), n=n, clear=clear)) for path in checkpoint or [None]
-    ]
+    with user_errors():
+        models = [(str(path or "shipped"), _load_model(path)) for path in checkpoint or [None]]
+    rows = [(name, attribute_probe(model, n=n, clear=clear)) for name, model in models]
     table = Table("checkpoint", *ATTRIBUTES, title="linear-probe accuracy (%) per attribute")
     for name, res in rows:
         table.add_row(name, *(f"{res[a]:.1f}" for a in ATTRIBUTES))
@@ -142,7 +145,8 @@ def zeroshot(
     from bench.datasets.toy.zeroshot import linear_probe_gain, zero_shot_report
     from bench.report.tables import hm
 
-    model = _load_model(checkpoint)
+    with user_errors():
+        model = _load_model(checkpoint)
     data = ensure_toy_data(data_root)
     report = zero_shot_report(model, data)
     table = Table("dataset", "base", "novel", "HM", "all (chance)", "16-shot probe, base", title="toy zero-shot (%)")
