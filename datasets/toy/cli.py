@@ -38,6 +38,9 @@ def pretrain(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
     device: Annotated[str, typer.Option(help="cpu, or cuda to pretrain on a GPU.")] = "cpu",
     workers: Annotated[int, typer.Option(help="Data-generating processes.")] = 1,
+    final_logit_scale: Annotated[
+        float | None, typer.Option(help="Logit scale written to the checkpoint: CLIP's 100 (0: keep the trained one).")
+    ] = 100.0,
 ) -> None:
     """Contrastively pretrain the toy CLIP (toy-vit) from scratch on generated image/caption pairs."""
     from bench.datasets.toy.pretrain import estimate_steps
@@ -62,6 +65,7 @@ def pretrain(
         threads=threads,
         device=device,
         workers=workers,
+        final_logit_scale=final_logit_scale or None,
         log=typer.echo,
     )
     typer.echo(f"done in {time.time() - t0:.0f}s: seed {seed}, steps {steps}, batch size {batch_size}, group {group}")

@@ -288,6 +288,7 @@ def pretrain(
     save_every: int = 0,
     workers: int = 1,
     device: str = "cpu",
+    final_logit_scale: float | None = 100.0,
     log: Callable[[str], None] = print,
     log_every: int = 50,
 ) -> list[float]:
@@ -299,6 +300,10 @@ def pretrain(
     ``steps``/``batch_size``/``group``/curriculum → the same data stream and initialisation. ``out`` (if given)
     receives the compact checkpoint; ``save_every`` also writes ``<out>.step<N>.pt`` along the way. ``device="cuda"``
     trains on a GPU (the data is still generated on CPU workers; raise ``workers`` to keep up).
+
+    ``final_logit_scale``: the logit scale written to the checkpoint (``None``: the trained one). CLIP's is 100 (the
+    clamp its training reaches) and the papers' hyper-parameters assume it; a short toy run ends lower (36.7 for the
+    shipped one). The scale never changes a zero-shot prediction, only how sharply adaptation's cross-entropy pulls.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -347,6 +352,10 @@ def pretrain(
             )
         if out is not None and save_every and (step + 1) % save_every == 0 and step + 1 < steps:
             _save(model, Path(out).with_suffix(f".step{step + 1}.pt"), {"step": step + 1})
+    trained_scale = float(model.logit_scale.exp())
+    if final_logit_scale is not None:
+        with torch.no_grad():
+            model.logit_scale.fill_(math.log(final_logit_scale))
     if out is not None:
         meta = {
             "seed": seed,
@@ -359,6 +368,8 @@ def pretrain(
             "aux_weight": aux_weight,
             "clear_start": clear_start,
             "clear_end": clear_end,
+            "trained_logit_scale": trained_scale,
+            "final_logit_scale": final_logit_scale,
             "final_loss": float(np.mean(losses[-50:])),
             "final_aux_loss": float(np.mean(aux_losses[-50:])) if aux_losses else None,
             "wall_s": round(time.time() - t0, 1),
