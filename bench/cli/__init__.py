@@ -112,7 +112,7 @@ def _progress() -> Iterator[tuple]:
             tasks["current"] = progress.add_task("", total=None)
 
     def on_message(msg: str) -> None:
-        if "accuracy" in msg:
+        if "accuracy" in msg or msg.startswith("warning"):
             progress.console.print(msg, highlight=False, markup=False)
         if tasks:
             progress.update(tasks["current"], description=escape(msg[:100]))

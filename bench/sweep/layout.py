@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pandas as pd
 
 from bench.io import atomic_write_json
 
@@ -72,7 +71,7 @@ class ResultsLayout:
 
     def write_plan(self, keys: Iterable[dict[str, Any]]) -> Path:
         """Store the record keys a ``bench run`` planned, so ``bench report`` can list the missing ones."""
-        path = self.plans_dir / f"plan-{pd.Timestamp.now(tz='UTC').strftime('%Y%m%dT%H%M%S%f')}.json"
+        path = self.plans_dir / f"plan-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}.json"
         atomic_write_json(path, list(keys))
         return path
 

@@ -169,9 +169,8 @@ def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Pro
                      spec.config["eval"]["batch_size"])  # fmt: skip
 
     ckpt_path = spec.checkpoint_path()
-    if ckpt_path.exists() and not force:
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        method.load_learned_state_dict(ckpt["method"])
+    ckpt = _load_checkpoint(ckpt_path, method, device, say) if ckpt_path.exists() and not force else None
+    if ckpt is not None:
         ctx.info = ckpt.get("info", {})
         say(f"{spec.label}: loaded checkpoint")
         return _Trained(method, ctx, ckpt["train_stats"], split_hash)
@@ -188,6 +187,23 @@ def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Pro
     state = {"method": method.learned_state_dict(), "train_stats": stats, "info": ctx.info}
     atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
     return _Trained(method, ctx, stats, split_hash)
+
+
+def _load_checkpoint(path: Path, method: Method, device: torch.device, say: Progress) -> dict[str, Any] | None:
+    """A run checkpoint loaded into ``method`` — tensors and plain values only (``weights_only``: a crafted file cannot
+    run code). One that does not load or does not fit is moved aside (kept, not deleted) and the run retrains."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(ckpt, dict) or not {"method", "train_stats"} <= ckpt.keys():
+            raise ValueError("not a run checkpoint")
+        method.load_learned_state_dict(ckpt["method"])
+        return ckpt
+    except Exception as e:  # unpickling refused, truncated file, wrong method: all mean "retrain"
+        aside = path.with_name(f"{path.name}.unreadable-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
+        path.replace(aside)
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        say(f"warning: checkpoint {path} did not load ({reason}); moved to {aside.name}, training again")
+        return None
 
 
 def _evaluate(spec: RunSpec, ev: EvalSpec, trained: _Trained, caches: Caches, device: torch.device) -> dict[str, Any]:

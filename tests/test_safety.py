@@ -1,0 +1,52 @@
+"""Loading what a results folder holds is safe: a crafted checkpoint cannot run code, a damaged one is set aside."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from coop_fixture import make_coop_data
+from typer.testing import CliRunner
+
+from bench.cli import app
+
+pytestmark = pytest.mark.e2e
+
+
+class _Payload:
+    """Unpickling this (with plain pickle) would write ``marker``: what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+@pytest.mark.parametrize("damage", ["crafted", "truncated", "other method"])
+def test_a_bad_checkpoint_never_runs_code_and_the_run_trains_again(tmp_path: Path, damage: str) -> None:
+    data = make_coop_data(tmp_path / "data", names=["dtd"])
+    results = tmp_path / "res"
+    args = ["run", "--data-root", str(data), "--results", str(results), "--backbone", "bench-tiny", "--pretrained",
+            "none", "--method", "coop", "--datasets", "dtd", "--seeds", "1", "--shots", "2", "--cfg-options",
+            "train.epochs=1"]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    (ckpt,) = (results / "checkpoints").rglob("*.pt")
+    records = sorted((results / "records").rglob("*.json"))
+    first = [json.loads(p.read_text())["accuracy"] for p in records]
+    marker = tmp_path / "marker.txt"
+    if damage == "crafted":
+        torch.save({"method": _Payload(marker), "train_stats": {}}, ckpt)
+    elif damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:100])
+    else:
+        torch.save({"method": {"state": {"something.else": torch.zeros(3)}, "extra": {}}, "train_stats": {}}, ckpt)
+    for p in records:
+        p.unlink()
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert not marker.exists()
+    assert "did not load" in r.output and len(list(ckpt.parent.glob("*.unreadable-*"))) == 1
+    assert [json.loads(p.read_text())["accuracy"] for p in records] == first  # retrained: the same numbers
