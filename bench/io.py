@@ -1,4 +1,4 @@
-"""Atomic writes, file locks and stable hashes: workers share the results folder and caches, so nothing is ever half written.
+"""Atomic writes, file locks and stable hashes: workers share the results folder and caches, so nothing is half written."""
 
 from __future__ import annotations
 
