@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from bench.model.adapters import BottleneckAdapter, residual_blend
-from bench.model.backbone import Backbone, normalize
+from bench.model.backbone import Backbone
 from bench.model.method import Method
 from bench.registry import register_method
 
@@ -45,8 +45,8 @@ class CLIPAdapter(Method):
             text = residual_blend(text, self.text_adapter, self.cfg["method"]["ratio"])
         return text
 
-    def logits_from_features(self, image_features: Tensor) -> Tensor:
+    def logits_from_features(self, image_features: Tensor, text: Tensor | None = None) -> Tensor:
         f = image_features.float()
         if self.visual_adapter is not None:
             f = residual_blend(f, self.visual_adapter, self.cfg["method"]["ratio"])
-        return self.backbone.logit_scale() * normalize(f) @ normalize(self.text_features()).t()
+        return super().logits_from_features(f, text)

@@ -151,9 +151,9 @@ class TipAdapter(ZeroShotCLIP):
         self.cache_classnames = list(self.classnames)
 
     # -- logits --------------------------------------------------------------------------------------------------
-    def logits_from_features(self, image_features: Tensor) -> Tensor:
+    def logits_from_features(self, image_features: Tensor, text: Tensor | None = None) -> Tensor:
         f = normalize(image_features)
-        text = normalize(self.text_features())
+        text = normalize(self.text_features() if text is None else text)
         values = self.cache_values_for_classes()
         if values is None:
             return self.backbone.logit_scale() * f @ text.t()

@@ -21,6 +21,8 @@ EXPECTED = {
     "clip_adapter": 131_072,
     "rmadapter": MMA_PARAMS + REC_PARAMS,
     "tip_adapter": 0,
+    "cocoop": 2_048 + (512 * 32 + 32) + (32 * 512 + 512),  # ctx + meta-net 512→32→512 (trainers/cocoop.py): 35,360
+    "kgcoop": 2_048,  # only the context trains (trainers/kgcoop.py freezes everything without "ctx" in its name)
 }
 
 
@@ -95,7 +97,9 @@ def _tip_f(tiny):
     return m
 
 
-@pytest.mark.parametrize("name", ["coop", "clip_adapter", "maple", "mma", "rmadapter", "tip_adapter_f"])
+@pytest.mark.parametrize(
+    "name", ["coop", "clip_adapter", "maple", "mma", "rmadapter", "tip_adapter_f", "cocoop", "kgcoop"]
+)
 def test_only_trainable_parameters_change_in_a_step(tiny, name):
     method = _tip_f(tiny) if name == "tip_adapter_f" else build(name, tiny)
     before = {k: v.clone() for k, v in tiny.state_dict().items()}

@@ -111,8 +111,10 @@ class Method(nn.Module):
     def encode_image(self, images: Tensor) -> Tensor:
         return self.backbone.encode_image(images)
 
-    def logits_from_features(self, image_features: Tensor) -> Tensor:
-        return self.backbone.logit_scale() * normalize(image_features) @ normalize(self.text_features()).t()
+    def logits_from_features(self, image_features: Tensor, text: Tensor | None = None) -> Tensor:
+        """``logit_scale · cos(image, text)``; ``text`` defaults to :meth:`text_features` (pass it to reuse it)."""
+        text = self.text_features() if text is None else text
+        return self.backbone.logit_scale() * normalize(image_features) @ normalize(text).t()
 
     def forward(self, images: Tensor | None = None, features: Tensor | None = None) -> Tensor:
         """Class logits for images, or for frozen image features when ``frozen_image_encoder``."""
