@@ -6,13 +6,11 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from bench.config import dassl_sgd
-from bench.errors import ConfigError
 from bench.model.backbone import Backbone
-from bench.model.deep_prompts import text_deep_prompt_fn, vision_deep_prompt_fn
+from bench.model.deep_prompts import check_depth, deep_prompt_params, text_deep_prompt_fn, vision_deep_prompt_fn
 from bench.model.method import Method
 from bench.model.prompts import PromptedText
 from bench.registry import register_method
@@ -42,18 +40,11 @@ class MaPLe(Method):
         super().__init__(backbone, cfg, n_cls)
         m = cfg["method"]
         n_ctx, depth = m["n_ctx"], m["prompt_depth"]
-        n_blocks = min(len(backbone.vision_blocks), len(backbone.text_blocks))
-        if not 1 <= depth <= n_blocks:
-            raise ConfigError(f"method.prompt_depth={depth} must be within 1..{n_blocks} (the backbone's blocks)")
+        check_depth(depth, backbone, "method.prompt_depth")
         self.prompt = PromptedText(backbone, n_ctx, m["ctx_init"] or None)
         d_t, d_v = backbone.text_width, backbone.vision_width
         self.proj = nn.Linear(d_t, d_v)  # coupling function of the shallow prompt (512 -> 768)
-        deep = []
-        for _ in range(depth - 1):
-            p = torch.empty(n_ctx, d_t)
-            nn.init.normal_(p, std=0.02)  # compound_prompts_text: normal std 0.02
-            deep.append(nn.Parameter(p))
-        self.deep_text = nn.ParameterList(deep)
+        self.deep_text = deep_prompt_params(depth, n_ctx, d_t)  # compound_prompts_text: normal std 0.02
         # compound_prompt_projections = _get_clones(nn.Linear(512, 768), depth-1): deep copies of ONE initialisation
         single = nn.Linear(d_t, d_v)
         self.deep_proj = nn.ModuleList([copy.deepcopy(single) for _ in range(depth - 1)])

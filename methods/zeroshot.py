@@ -9,18 +9,8 @@ from torch import Tensor
 
 from bench.model.backbone import normalize
 from bench.model.method import Method
+from bench.model.templates import IMAGENET_TEMPLATES_SELECT  # CoOp's trainers/imagenet_templates.py
 from bench.registry import register_method
-
-# CoOp's IMAGENET_TEMPLATES_SELECT (trainers/imagenet_templates.py), used by its ZeroshotCLIP2 ensemble.
-ENSEMBLE_TEMPLATES = [
-    "itap of a {}.",
-    "a bad photo of the {}.",
-    "a origami {}.",
-    "a photo of the large {}.",
-    "a {} in a video game.",
-    "art of the {}.",
-    "a photo of the small {}.",
-]
 
 
 @register_method("zeroshot")
@@ -40,7 +30,7 @@ class ZeroShotCLIP(Method):
     def zero_shot_text_features(self) -> Tensor:
         if not self.cfg["method"]["ensemble"]:
             return super().zero_shot_text_features()
-        templates = [*ENSEMBLE_TEMPLATES, self.template]
+        templates = [*IMAGENET_TEMPLATES_SELECT, self.template]
         tok = self.backbone.tokenize
         feats = torch.stack(
             [normalize(self.backbone.encode_text(tok([t.format(c) for c in self.classnames]))) for t in templates]

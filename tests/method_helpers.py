@@ -16,6 +16,7 @@ TINY = {
     "mma": {"adapter_start": 2, "adapter_end": 4, "adapter_dim": 8},
     "rmadapter": {"adapter_start": 2, "adapter_end": 4, "adapter_dim": 8},
     "maple": {"prompt_depth": 3},
+    "promptsrc": {"text_depth": 3, "vision_depth": 3},
 }
 CLASSNAMES = ["cat", "dog", "sea_turtle", "red car", "tree"]
 

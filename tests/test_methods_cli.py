@@ -21,6 +21,9 @@ METHODS = {
     "maple": ["train.epochs=1", "method.prompt_depth=2"],
     "mma": ["train.epochs=1", "method.adapter_start=3", "method.adapter_end=4", "method.adapter_dim=8"],
     "rmadapter": ["train.epochs=1", "method.adapter_start=3", "method.adapter_end=4", "method.adapter_dim=8"],
+    "cocoop": ["train.epochs=1", "train.feature_passes=1"],
+    "kgcoop": ["train.epochs=2", "train.feature_passes=1"],
+    "promptsrc": ["train.epochs=2", "method.text_depth=2", "method.vision_depth=2"],
 }
 
 

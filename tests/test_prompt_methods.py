@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
-from method_helpers import CLASSNAMES, build
+from method_helpers import CLASSNAMES, build, images
 
 from bench.model.backbone import normalize
 from bench.model.losses import consistency_loss
 from bench.model.method import Batch
+from bench.model.templates import OPENAI_IMAGENET_TEMPLATES
 
 
 def test_context_shift_adds_one_vector_to_every_context_token(tiny_backbone):
@@ -63,3 +65,63 @@ def test_kgcoop_penalty_is_zero_at_the_hand_crafted_prompt_and_weighted(tiny_bac
     # the code's 1 - cos is half the paper's squared L2 distance of unit vectors
     torch.testing.assert_close(consistency_loss(text, frozen, "cosine"), 0.5 * consistency_loss(text, frozen, "l2"))
     assert len(frozen) == len(CLASSNAMES)
+
+
+# -- PromptSRC -----------------------------------------------------------------------------------------------------------
+
+
+def test_promptsrc_cross_dataset_size_and_gaussian_weights(vitb16):
+    from method_helpers import config
+
+    from bench.methods.promptsrc import PromptSRC, gpa_weights
+
+    cfg = config("promptsrc", protocol="cross_dataset", dataset="imagenet")
+    assert PromptSRC(vitb16, cfg).num_trainable() == 3 * 4 * 512 + 3 * 4 * 768  # 15,360
+    w = gpa_weights(20, 15, 1)  # B2N: epochs 13-17 carry the weight, epoch 15 the most (PromptSRC's self.gauss)
+    assert sum(w) == pytest.approx(1) and max(range(20), key=w.__getitem__) == 14
+    assert [round(x, 3) for x in w[12:17]] == [0.054, 0.242, 0.399, 0.242, 0.054]
+
+
+def test_promptsrc_loss_terms_are_the_codes(tiny_backbone):
+    m = build("promptsrc", tiny_backbone)
+    m.train()
+    x = images(tiny_backbone)
+    labels = torch.tensor([0, 2, 4])
+    terms = m.loss(Batch(labels=labels, images=x))
+    assert set(terms) == {"ce", "con_text", "con_image", "kl"}
+    with torch.no_grad():
+        image, text = m.encode_image(x), m.compute_text_features()
+        frozen_image = tiny_backbone.encode_image(x)
+        frozen_text = torch.stack(
+            [tiny_backbone.encode_text(tiny_backbone.tokenize([t.format(c.replace("_", " ")) for c in CLASSNAMES]))
+             for t in OPENAI_IMAGENET_TEMPLATES]
+        ).mean(0)  # fmt: skip
+        scale = tiny_backbone.logit_scale()
+        logits = scale * normalize(image) @ normalize(text).t()
+        frozen_logits = scale * normalize(frozen_image) @ normalize(frozen_text).t()
+        p, q = frozen_logits.softmax(1), logits.softmax(1)
+        kl = (p * (p.log() - q.log())).sum() / logits.numel()  # KL(frozen || adapted), summed / (B x C)
+        torch.testing.assert_close(terms["kl"], kl, rtol=1e-4, atol=1e-6)
+        l1_text = (normalize(text) - normalize(frozen_text)).abs().mean()
+        torch.testing.assert_close(terms["con_text"], 25 * l1_text, rtol=1e-4, atol=1e-6)
+        l1_image = (normalize(image) - normalize(frozen_image)).abs().mean()
+        torch.testing.assert_close(terms["con_image"], 10 * l1_image, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(terms["ce"], F.cross_entropy(logits, labels), rtol=1e-4, atol=1e-6)
+
+
+def test_promptsrc_evaluates_the_gaussian_average_of_its_epochs(tiny_backbone):
+    from bench.methods.promptsrc import gpa_weights
+
+    m = build("promptsrc", tiny_backbone, gpa_mean=2.0, gpa_std=1.0)
+    m.cfg["train"]["epochs"] = 3
+    snapshots = []
+    for epoch in range(3):
+        with torch.no_grad():
+            for p in m.trainable_parameters():
+                p.add_(torch.randn_like(p))
+        snapshots.append([p.detach().clone() for p in m.trainable_parameters()])
+        m.after_epoch(None, epoch)
+    m.after_training(None)
+    w = gpa_weights(3, 2.0, 1.0)
+    for i, p in enumerate(m.trainable_parameters()):
+        torch.testing.assert_close(p.detach(), sum(w[e] * snapshots[e][i] for e in range(3)))

@@ -11,9 +11,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from bench.model.backbone import BlockFn
+from bench.errors import ConfigError
+from bench.model.backbone import Backbone, BlockFn
+
+
+def check_depth(depth: int, backbone: Backbone, key: str) -> int:
+    """``depth`` (prompted blocks, counting the input) must fit the backbone; a ConfigError naming ``key`` if not."""
+    n_blocks = min(len(backbone.vision_blocks), len(backbone.text_blocks))
+    if not 1 <= depth <= n_blocks:
+        raise ConfigError(f"{key}={depth} must be within 1..{n_blocks} (the backbone's blocks)")
+    return depth
+
+
+def deep_prompt_params(depth: int, n_ctx: int, width: int, std: float = 0.02) -> nn.ParameterList:
+    """The deep prompts of blocks ``1..depth-1``: ``depth - 1`` tensors ``(n_ctx, width)``, normal(0, ``std``)."""
+    params = []
+    for _ in range(depth - 1):
+        p = torch.empty(n_ctx, width)
+        nn.init.normal_(p, std=std)
+        params.append(nn.Parameter(p))
+    return nn.ParameterList(params)
 
 
 def replace_tokens(x: Tensor, tokens: Tensor, start: int) -> Tensor:

@@ -237,6 +237,9 @@ TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered in
         "maple": {"method": {"prompt_depth": 5}},  # MaPLe B2N: depth 9 of 12
         "maple:cross_dataset": {"method": {"prompt_depth": 2}},  # MaPLe xd/DG: depth 3 of 12
         "maple:domain_generalization": {"method": {"prompt_depth": 2}},
+        "promptsrc": {"method": {"text_depth": 5, "vision_depth": 5}},  # PromptSRC B2N: depth 9 of 12
+        "promptsrc:cross_dataset": {"method": {"text_depth": 2, "vision_depth": 2}},  # xd/DG: depth 3 of 12
+        "promptsrc:domain_generalization": {"method": {"text_depth": 2, "vision_depth": 2}},
     },
 )
 
