@@ -21,11 +21,11 @@ from bench.io import digest
 BASE_CONFIG: dict[str, dict[str, Any]] = {
     "method": {},
     "train": {
-        "optimizer": "sgd",  # sgd | adamw
+        "optimizer": "sgd",  # sgd | adam | adamw
         "lr": 0.002,
         "momentum": 0.9,
         "weight_decay": 5e-4,
-        "eps": 1e-8,  # adamw only
+        "eps": 1e-8,  # adam / adamw only
         "epochs": 10,
         "batch_size": 32,
         "scheduler": "cosine",  # cosine | constant

@@ -17,6 +17,7 @@ TINY = {
     "rmadapter": {"adapter_start": 2, "adapter_end": 4, "adapter_dim": 8},
     "maple": {"prompt_depth": 3},
     "promptsrc": {"text_depth": 3, "vision_depth": 3},
+    "tcp": {"insert_layer": 2},
 }
 CLASSNAMES = ["cat", "dog", "sea_turtle", "red car", "tree"]
 

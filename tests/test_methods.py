@@ -24,6 +24,7 @@ EXPECTED = {
     "cocoop": 2_048 + (512 * 32 + 32) + (32 * 512 + 512),  # ctx + meta-net 512→32→512 (trainers/cocoop.py): 35,360
     "kgcoop": 2_048,  # only the context trains (trainers/kgcoop.py freezes everything without "ctx" in its name)
     "promptsrc": 9 * 4 * 512 + 9 * 4 * 768,  # depth 9 x 4 tokens in both towers (PromptSRC README: 46K): 46,080
+    "tcp": 4 * 512 + (512 * 128 + 128) + (128 * 2048 + 2048),  # ctx + 512→128→4·512 net (trainers/tcp.py): 331,904
 }
 
 
@@ -99,7 +100,8 @@ def _tip_f(tiny):
 
 
 @pytest.mark.parametrize(
-    "name", ["coop", "clip_adapter", "maple", "mma", "rmadapter", "tip_adapter_f", "cocoop", "kgcoop", "promptsrc"]
+    "name",
+    ["coop", "clip_adapter", "maple", "mma", "rmadapter", "tip_adapter_f", "cocoop", "kgcoop", "promptsrc", "tcp"],
 )
 def test_only_trainable_parameters_change_in_a_step(tiny, name):
     method = _tip_f(tiny) if name == "tip_adapter_f" else build(name, tiny)

@@ -24,6 +24,7 @@ METHODS = {
     "cocoop": ["train.epochs=1", "train.feature_passes=1"],
     "kgcoop": ["train.epochs=2", "train.feature_passes=1"],
     "promptsrc": ["train.epochs=2", "method.text_depth=2", "method.vision_depth=2"],
+    "tcp": ["train.epochs=2", "train.feature_passes=1", "method.insert_layer=2"],
 }
 
 

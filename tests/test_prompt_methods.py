@@ -125,3 +125,39 @@ def test_promptsrc_evaluates_the_gaussian_average_of_its_epochs(tiny_backbone):
     w = gpa_weights(3, 2.0, 1.0)
     for i, p in enumerate(m.trainable_parameters()):
         torch.testing.assert_close(p.detach(), sum(w[e] * snapshots[e][i] for e in range(3)))
+
+
+# -- TCP -------------------------------------------------------------------------------------------------------------------
+
+
+def test_class_tokens_replace_the_context_positions_at_one_block_only():
+    from bench.model.deep_prompts import insert_at_layer_fn
+
+    x = torch.randn(3, 7, 4)
+    tokens = torch.randn(3, 2, 4)  # one pair of tokens per sequence (class)
+    fn = insert_at_layer_fn(2, tokens, start=1)
+    seen = []
+    for layer in range(4):
+        fn(layer, x, lambda t: seen.append(t) or t)
+    assert all(torch.equal(seen[i], x) for i in (0, 1, 3))
+    torch.testing.assert_close(seen[2][:, 1:3], tokens)
+    assert torch.equal(seen[2][:, :1], x[:, :1]) and torch.equal(seen[2][:, 3:], x[:, 3:])
+
+
+def test_tcp_tokens_come_from_each_classes_frozen_features_and_the_penalty_is_kgcoops(tiny_backbone):
+    m = build("tcp", tiny_backbone)
+    m.train()
+    batch = Batch(labels=torch.tensor([0, 4]), features=torch.randn(2, tiny_backbone.embed_dim))
+    terms = m.loss(batch)
+    text, frozen = m.text_features(), m.frozen_text_features()
+    torch.testing.assert_close(terms["tcp"], 8.0 * (1 - F.cosine_similarity(text, frozen, dim=-1).mean()))
+    # the class-aware tokens matter: zeroing the net's output changes every class's features
+    with torch.no_grad():
+        m.meta_net.linear2.weight.zero_()
+        m.meta_net.linear2.bias.zero_()
+    assert not torch.allclose(m.text_features(), text)
+    # novel classes get their own tokens through the same net: the prompts are rebuilt from their names
+    m.set_classnames(["zebra", "kite"], "a photo of a {}.")
+    assert m.text_features().shape == (2, tiny_backbone.embed_dim)
+    text = tiny_backbone.tokenizer.decode(m.prompt.token_ids[0].tolist())
+    assert text.startswith("<start_of_text>x x x x zebra texture .")  # DTD's suffix after 4 context tokens

@@ -36,11 +36,13 @@ def deep_prompt_params(depth: int, n_ctx: int, width: int, std: float = 0.02) ->
 
 
 def replace_tokens(x: Tensor, tokens: Tensor, start: int) -> Tensor:
-    """``x`` (B, L, D) with positions ``start .. start+n`` replaced by ``tokens`` (n, D); ``start < 0`` counts from
-    the end. Built by concatenation, so gradients reach ``tokens`` and nothing is modified in place."""
-    n = tokens.shape[0]
+    """``x`` (B, L, D) with positions ``start .. start+n`` replaced by ``tokens`` — (n, D) for every sequence, or
+    (B, n, D) one set per sequence; ``start < 0`` counts from the end. Built by concatenation, so gradients reach
+    ``tokens`` and nothing is modified in place."""
+    n = tokens.shape[-2]
     start = start % x.shape[1] if start < 0 else start
-    t = tokens.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+    t = tokens.to(x.dtype)
+    t = t if t.dim() == 3 else t.unsqueeze(0).expand(x.shape[0], -1, -1)  # (n, D): the same for every sequence
     return torch.cat([x[:, :start], t, x[:, start + n :]], dim=1)
 
 
@@ -51,6 +53,15 @@ def deep_prompt_fn(prompts: Sequence[Tensor], start: int) -> BlockFn:
         if 1 <= layer <= len(prompts):
             x = replace_tokens(x, prompts[layer - 1], start)
         return block(x)
+
+    return fn
+
+
+def insert_at_layer_fn(layer: int, tokens: Tensor, start: int = 1) -> BlockFn:
+    """A ``block_fn`` that writes ``tokens`` at ``start`` before block ``layer`` only (TCP's class-aware tokens)."""
+
+    def fn(i: int, x: Tensor, block: Callable[[Tensor], Tensor]) -> Tensor:
+        return block(replace_tokens(x, tokens, start) if i == layer else x)
 
     return fn
 

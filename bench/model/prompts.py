@@ -26,6 +26,7 @@ class PromptedText(nn.Module):
         position: where the class name goes relative to the context: ``end`` | ``middle`` | ``front``.
         class_specific: one context per class (CoOp's CSC); then the class list cannot change size.
         n_cls: number of classes, for ``class_specific``.
+        suffix: what follows the context, with ``{}`` for the class name (TCP: "{}, a type of pet.").
     """
 
     def __init__(
@@ -36,12 +37,13 @@ class PromptedText(nn.Module):
         position: str = "end",
         class_specific: bool = False,
         n_cls: int = 0,
+        suffix: str = "{}.",
     ) -> None:
         super().__init__()
         if position not in ("end", "middle", "front"):
             raise ValueError(f"class token position must be end, middle or front, not {position!r}")
         self.backbone = [backbone]  # a list: not a submodule, so it is never saved with the prompt
-        self.n_ctx, self.position, self.class_specific = n_ctx, position, class_specific
+        self.n_ctx, self.position, self.class_specific, self.suffix_template = n_ctx, position, class_specific, suffix
         if init:
             words = init.replace("_", " ").split()
             if n_ctx > len(words):
@@ -68,7 +70,7 @@ class PromptedText(nn.Module):
             raise ValueError("class-specific context cannot be evaluated on a different set of classes")
         backbone = self.backbone[0]
         names = [c.replace("_", " ") for c in classnames]
-        ids = backbone.tokenize([f"{self.prefix_text} {c}." for c in names])
+        ids = backbone.tokenize([f"{self.prefix_text} {self.suffix_template.format(c)}" for c in names])
         emb = backbone.token_embedding(ids)
         self.token_ids, self.sos, self.suffix = ids, emb[:, :1].clone(), emb[:, 1 + self.n_ctx :].clone()
         self.name_lens = [len(backbone.tokenizer.encode(c)) for c in names] if self.position != "end" else []

@@ -37,9 +37,11 @@ def build_optimizer(params: list[torch.nn.Parameter], cfg: dict[str, Any]) -> to
     name = cfg["optimizer"]
     if name == "sgd":
         return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    if name == "adam":  # Dassl's adam: torch's Adam with L2 weight decay (TCP)
+        return torch.optim.Adam(params, lr=cfg["lr"], eps=cfg["eps"], weight_decay=cfg["weight_decay"])
     if name == "adamw":
         return torch.optim.AdamW(params, lr=cfg["lr"], eps=cfg["eps"], weight_decay=cfg.get("adamw_weight_decay", 0.01))
-    raise BenchError(f"unknown optimizer {name!r} (train.optimizer); use sgd or adamw")
+    raise BenchError(f"unknown optimizer {name!r} (train.optimizer); use sgd, adam or adamw")
 
 
 def lr_factor(step: int, total: int, warmup: int, warmup_lr: float, base_lr: float, kind: str) -> float:

@@ -240,6 +240,7 @@ TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered in
         "promptsrc": {"method": {"text_depth": 5, "vision_depth": 5}},  # PromptSRC B2N: depth 9 of 12
         "promptsrc:cross_dataset": {"method": {"text_depth": 2, "vision_depth": 2}},  # xd/DG: depth 3 of 12
         "promptsrc:domain_generalization": {"method": {"text_depth": 2, "vision_depth": 2}},
+        "tcp": {"method": {"insert_layer": 4}},  # TCP: class-aware tokens at the input of block 8 of 12 (0-based)
     },
 )
 
