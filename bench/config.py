@@ -33,7 +33,7 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0,
         "warmup_lr": 1e-5,  # Dassl's constant warm-up learning rate
         "precision": "amp",  # amp (fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-        "augment": "rrc_flip",  # rrc_flip: RandomResizedCrop(0.08-1) + flip, CoOp's train transform | none
+        "augment": "rrc_flip",  # rrc_flip: RandomResizedCrop(0.08-1) + flip, CoOp's train transform | randaugment | none
         "rrc_scale_min": 0.08,
         "feature_passes": 10,  # frozen-image-encoder methods: augmented feature passes cached and cycled per epoch
         "num_workers": 4,

@@ -18,6 +18,7 @@ TINY = {
     "maple": {"prompt_depth": 3},
     "promptsrc": {"text_depth": 3, "vision_depth": 3},
     "tcp": {"insert_layer": 2},
+    "coprompt": {"prompt_depth": 3, "descriptions": "templates"},
 }
 CLASSNAMES = ["cat", "dog", "sea_turtle", "red car", "tree"]
 

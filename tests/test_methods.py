@@ -25,6 +25,8 @@ EXPECTED = {
     "kgcoop": 2_048,  # only the context trains (trainers/kgcoop.py freezes everything without "ctx" in its name)
     "promptsrc": 9 * 4 * 512 + 9 * 4 * 768,  # depth 9 x 4 tokens in both towers (PromptSRC README: 46K): 46,080
     "tcp": 4 * 512 + (512 * 128 + 128) + (128 * 2048 + 2048),  # ctx + 512→128→4·512 net (trainers/tcp.py): 331,904
+    # DTD (constants.py: depth 12, 2 tokens): MaPLe's prompts + 11 deep ones + 2 adapters 512→128→512 without bias
+    "coprompt": 2 * 512 + (512 * 768 + 768) + 11 * (2 * 512 + 512 * 768 + 768) + 2 * 2 * 512 * 128,  # 5,002,240
 }
 
 
@@ -101,7 +103,19 @@ def _tip_f(tiny):
 
 @pytest.mark.parametrize(
     "name",
-    ["coop", "clip_adapter", "maple", "mma", "rmadapter", "tip_adapter_f", "cocoop", "kgcoop", "promptsrc", "tcp"],
+    [
+        "coop",
+        "clip_adapter",
+        "maple",
+        "mma",
+        "rmadapter",
+        "tip_adapter_f",
+        "cocoop",
+        "kgcoop",
+        "promptsrc",
+        "tcp",
+        "coprompt",
+    ],
 )
 def test_only_trainable_parameters_change_in_a_step(tiny, name):
     method = _tip_f(tiny) if name == "tip_adapter_f" else build(name, tiny)

@@ -25,6 +25,7 @@ METHODS = {
     "kgcoop": ["train.epochs=2", "train.feature_passes=1"],
     "promptsrc": ["train.epochs=2", "method.text_depth=2", "method.vision_depth=2"],
     "tcp": ["train.epochs=2", "train.feature_passes=1", "method.insert_layer=2"],
+    "coprompt": ["train.epochs=1", "method.prompt_depth=2", "method.descriptions=templates"],
 }
 
 

@@ -161,3 +161,36 @@ def test_tcp_tokens_come_from_each_classes_frozen_features_and_the_penalty_is_kg
     assert m.text_features().shape == (2, tiny_backbone.embed_dim)
     text = tiny_backbone.tokenizer.decode(m.prompt.token_ids[0].tolist())
     assert text.startswith("<start_of_text>x x x x zebra texture .")  # DTD's suffix after 4 context tokens
+
+
+# -- CoPrompt --------------------------------------------------------------------------------------------------------
+
+
+def test_coprompt_consistency_uses_one_description_draw_and_the_second_view(tiny_backbone, tmp_path):
+    import json
+
+    from bench.errors import ConfigError
+
+    path = tmp_path / "dtd_prompt.json"
+    sentences = {c.replace("_", " "): [f"a {c} seen from afar.", f"a close view of a {c}."] for c in CLASSNAMES}
+    path.write_text(json.dumps(sentences))
+    m = build("coprompt", tiny_backbone, descriptions=str(path))
+    m.train()
+    x, x2 = images(tiny_backbone, seed=0), images(tiny_backbone, seed=1)
+    batch = Batch(labels=torch.tensor([0, 1, 2]), images=x, images2=x2)
+    torch.manual_seed(5)
+    k = int(torch.randint(2, ()))
+    torch.manual_seed(5)
+    terms = m.loss(batch)
+    with torch.no_grad():
+        text, image = m.compute_text_features(), m.encode_image(x)
+        target = normalize(tiny_backbone.encode_text(tiny_backbone.tokenize([s[k] for s in sentences.values()])))
+        frozen_second = tiny_backbone.encode_image(x2)  # frozen CLIP sees the *other* view
+    lam = m.cfg["method"]["consistency_weight"]
+    torch.testing.assert_close(terms["con_text"], lam * (1 - F.cosine_similarity(text, target, dim=-1).mean()))
+    torch.testing.assert_close(terms["con_image"], lam * (1 - F.cosine_similarity(image, frozen_second).mean()))
+    # the adapters blend into the prompted features: 0.2 of the text adapter, 0.1 of the image adapter
+    assert m.cfg["method"]["text_ratio"] == 0.2 and m.cfg["method"]["image_ratio"] == 0.1
+    bad = build("coprompt", tiny_backbone, descriptions=str(tmp_path / "none.json"))
+    with pytest.raises(ConfigError, match="ShuvenduRoy/CoPrompt"):
+        bad.loss(batch)

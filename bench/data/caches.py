@@ -35,11 +35,15 @@ def test_transform(size: int) -> T.Compose:
 
 
 def train_transform(size: int, augment: str = "rrc_flip", scale_min: float = 0.08) -> T.Compose:
-    """Dassl's ``random_resized_crop`` + ``random_flip`` (CoOp, MaPLe, MMA); ``none`` = the test transform."""
+    """Dassl's ``random_resized_crop`` + ``random_flip`` (CoOp, MaPLe, MMA); ``randaugment``: resize to size×size and
+    RandAugment(2, 10) (CoPrompt's ``["randaugment", "normalize"]``; torchvision's, not Dassl's own op list);
+    ``none`` = the test transform."""
     if augment == "none":
         return test_transform(size)
+    if augment == "randaugment":
+        return T.Compose([T.Resize((size, size), interpolation=BICUBIC), T.RandAugment(2, 10), T.PILToTensor()])
     if augment != "rrc_flip":
-        raise ValueError(f"unknown augmentation {augment!r}; use rrc_flip or none")
+        raise ValueError(f"unknown augmentation {augment!r}; use rrc_flip, randaugment or none")
     return T.Compose(
         [
             T.RandomResizedCrop(size, scale=(scale_min, 1.0), interpolation=BICUBIC),
@@ -60,17 +64,21 @@ def load_image(path: str) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    """(uint8 image tensor, label) pairs for a list of items."""
+    """(uint8 image tensor, label) pairs for a list of items; with ``views=k``, k independent transforms of the same
+    image stacked as (k, C, H, W) (Dassl's ``K_TRANSFORMS``)."""
 
-    def __init__(self, items: Sequence[Datum], transform: T.Compose) -> None:
-        self.items, self.transform = list(items), transform
+    def __init__(self, items: Sequence[Datum], transform: T.Compose, views: int = 1) -> None:
+        self.items, self.transform, self.views = list(items), transform, views
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         d = self.items[i]
-        return self.transform(load_image(d.impath)), d.label
+        img = load_image(d.impath)
+        if self.views == 1:
+            return self.transform(img), d.label
+        return torch.stack([self.transform(img) for _ in range(self.views)]), d.label
 
 
 class Normalizer:

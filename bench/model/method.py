@@ -34,6 +34,7 @@ class Batch:
     labels: Tensor
     images: Tensor | None = None
     features: Tensor | None = None
+    images2: Tensor | None = None  # a second augmented view of the same images (``train.views=2``: CoPrompt)
 
 
 class Method(nn.Module):

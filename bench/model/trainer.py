@@ -132,7 +132,9 @@ class _batches:
             tf = train_transform(ctx.backbone.image_size, cfg["augment"], cfg["rrc_scale_min"])
             workers = cfg["num_workers"] if ctx.device.type == "cuda" else 0  # CPU: workers only steal compute
             self.loader = DataLoader(
-                ImageDataset(ctx.train, tf),
+                # train.views (only in the configs of methods that use a second view, e.g. CoPrompt; absent = 1,
+                # so adding it changed no other method's config hash)
+                ImageDataset(ctx.train, tf, cfg.get("views", 1)),
                 batch_size=self.bs,
                 shuffle=True,
                 drop_last=self.drop_last,
@@ -154,4 +156,8 @@ class _batches:
                 yield Batch(labels=self.labels[idx].to(device), features=feats[idx].to(device))
         else:
             for images, labels in self.loader:
-                yield Batch(labels=labels.to(device, non_blocking=True), images=self.norm(images))
+                labels = labels.to(device, non_blocking=True)
+                if images.dim() == 5:  # (B, views, C, H, W)
+                    yield Batch(labels=labels, images=self.norm(images[:, 0]), images2=self.norm(images[:, 1]))
+                else:
+                    yield Batch(labels=labels, images=self.norm(images))
