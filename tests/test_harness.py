@@ -237,3 +237,23 @@ def test_a_run_records_its_options_as_the_config_took_them(tmp_path):
     (run,) = planlib.plan(["coop"], ["base2novel"], REAL, [1], [16], tmp_path, tmp_path, ["dtd"],
                           options=parse_cfg_options(["train.augment=none", "train.lr=1"]))  # fmt: skip
     assert run.options == {"train.augment": "none", "train.lr": 1.0}  # the report labels it train.augment=none
+
+
+def test_two_views_are_two_independent_augmentations_of_the_same_image(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from bench.data.caches import ImageDataset, train_transform
+    from bench.datasets.base import Datum
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "a.png"
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
+    torch.manual_seed(0)
+    ds = ImageDataset([Datum(str(path), 3, "a")], train_transform(32, "randaugment"), views=2)
+    views, label = ds[0]
+    assert views.shape == (2, 3, 32, 32) and views.dtype == torch.uint8 and label == 3
+    assert not torch.equal(views[0], views[1])  # RandAugment drew different ops for the two views
+    single, _ = ImageDataset(ds.items, train_transform(32, "none"))[0]
+    assert single.shape == (3, 32, 32)
