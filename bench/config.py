@@ -125,6 +125,21 @@ def apply_options(cfg: dict[str, Any], options: Mapping[str, Any]) -> dict[str, 
     return Config(cfg).to_dict()
 
 
+# Bounds that every method's training config must satisfy: key -> (minimum, what it means).
+_MINIMA = {"epochs": (0, "training epochs"), "batch_size": (1, "images per step"), "lr": (0, "the learning rate"),
+           "feature_passes": (1, "augmented feature passes")}  # fmt: skip
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """Reject values no training can use (negative epochs, a zero batch) before any run starts."""
+    for key, (low, what) in _MINIMA.items():
+        value = cfg.get("train", {}).get(key)
+        if value is not None and value < low:
+            raise ConfigError(f"train.{key}={value}: {what} must be at least {low}")
+    if cfg.get("eval", {}).get("batch_size", 1) < 1:
+        raise ConfigError(f"eval.batch_size={cfg['eval']['batch_size']}: must be at least 1")
+
+
 def _valid_keys(cfg: Mapping[str, Any], prefix: str = "") -> str:
     keys = []
     for k, v in cfg.items():

@@ -218,3 +218,39 @@ def test_toy_suite_end_to_end_is_the_default_without_a_data_root(tmp_path, monke
     assert zs["backbone"] == "toy-vit" and zs["pretrained"] == "toy" and zs["accuracy"] > 100 / 48 * 3  # > 3x chance
     rep = bench("report", "--results", results, "--suite", "toy")
     assert rep.exit_code == 0 and "toy_imagenet_sketch" in rep.output
+
+
+# -- bad sweep arguments: one line, exit 2, nothing written ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--shots", "0"], "shots per class must be at least 1"),
+        (["--shots=-1"], "shots per class must be at least 1"),
+        (["--seeds", ""], "no seeds given"),
+        (["--cfg-options", "train.epochs=-1"], "train.epochs=-1: training epochs must be at least 0"),
+        (["--cfg-options", "train.batch_size=0"], "train.batch_size=0: images per step must be at least 1"),
+        (["--device", "tpu"], "--device 'tpu': use cpu, cuda or cuda:N"),
+        (["--executor", "slurm"], "no Slurm on this machine"),
+    ],
+)
+def test_bad_sweep_arguments_fail_before_any_work(data, tmp_path, extra, message):
+    if "--device" in extra or "--executor" in extra:
+        import torch
+
+        if "--executor" in extra and __import__("shutil").which("sbatch"):
+            pytest.skip("Slurm is installed here")
+        assert not torch.cuda.is_available() or "--device" in extra
+    results = tmp_path / "res"
+    r = bench(*run_args(data, results, "--method", "coop", "--datasets", "dtd", "--seeds", "1", *extra))
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert not (results / "records").exists()
+
+
+def test_results_path_under_a_file_is_one_clear_error(data, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    r = bench(*run_args(data, blocker / "res", "--method", "zeroshot", "--datasets", "dtd", "--seeds", "1"))
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output

@@ -48,15 +48,38 @@ class LocalExecutor:
     device: str | None = None
     name: str = "local"
 
+    def __post_init__(self) -> None:
+        if self.device is not None:
+            check_device(self.device)  # a bad --device fails before planning, not after the first run
+
     def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = _ignore_message,
             on_done: OnDone = _ignore_done) -> int:  # fmt: skip
-        device = self.device or default_device()
+        device = check_device(self.device or default_device())
         total = 0
         for spec in specs:
             n = run_one(spec, device, on_message, force)
             total += n
             on_done(spec, n)
         return total
+
+
+def check_device(device: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` that exists here; anything else is one clear error."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device!r}: use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r}: use cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count()
+        if n == 0:
+            raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+        if dev.index is not None and dev.index >= n:
+            raise ConfigError(f"--device {device}: only {n} GPU(s) visible (cuda:0..cuda:{n - 1})")
+    return device
 
 
 def _init_worker(queue: Any) -> None:
@@ -133,6 +156,8 @@ class SlurmExecutor:
             return 0
         folder = self.folder or specs[0].layout.slurm_dir
         executor = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster=self.cluster)
+        if self.cluster is None and executor.cluster != "slurm":  # submitit would quietly run the jobs here instead
+            raise ConfigError("--executor slurm: no Slurm on this machine (sbatch not found); use local or pool")
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "slurm_array_parallelism": self.parallelism}
         if executor.cluster == "slurm":
             params.update(gpus_per_node=1, tasks_per_node=1, cpus_per_task=8, slurm_max_num_timeout=10)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import BASE_CONFIG, apply_options, config_hash, deep_merge
+from bench.config import BASE_CONFIG, apply_options, config_hash, deep_merge, validate
 from bench.errors import ConfigError
 from bench.registry import get_method
 from bench.sweep.layout import ResultsLayout
@@ -89,7 +89,9 @@ def resolve_config(method: str, protocol: str, dataset: str, suite: Suite, optio
     cfg = deep_merge(BASE_CONFIG, cls.default_config(protocol, suite.roles.get(dataset, dataset)))
     for key in suite.override_keys(method, protocol):
         cfg = deep_merge(cfg, suite.overrides.get(key, {}))
-    return apply_options(cfg, options)
+    cfg = apply_options(cfg, options)
+    validate(cfg)
+    return cfg
 
 
 def plan(

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.config import parse_cfg_options
 from bench.data.check import preflight
+from bench.errors import ConfigError
 from bench.registry import METHODS, load_plugins, parse_names
 from bench.sweep.executors import Executor, LocalExecutor, OnDone, OnMessage, _ignore_done, _ignore_message
 from bench.sweep.layout import ResultsLayout
@@ -51,6 +52,19 @@ def needed_datasets(specs: Sequence[RunSpec]) -> list[str]:
     return sorted({s.train_dataset for s in specs} | {ev.dataset for s in specs for ev in s.evals})
 
 
+def _check(seeds: Sequence[int], shots: Sequence[int] | None, results: Path) -> None:
+    """Bad sweep arguments fail here, before any data is touched."""
+    if not seeds:
+        raise ConfigError("no seeds given: pass --seeds 1,2,3")
+    if shots is not None and (not shots or min(shots) < 1):
+        raise ConfigError(f"--shots {','.join(map(str, shots)) or '(empty)'}: shots per class must be at least 1")
+    for parent in (results, *results.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--results {results}: {parent} is a file, not a folder; choose another path")
+            break
+
+
 def run_sweep(
     *,
     methods: Sequence[str] | str,
@@ -80,6 +94,7 @@ def run_sweep(
     prints it); ``dry_run`` stops there. Raises :class:`~bench.errors.BenchError` on bad input, before any run starts.
     """
     load_plugins(plugins)
+    _check(seeds, shots, Path(results))
     method_names = parse_names(methods if isinstance(methods, str) else ",".join(methods), METHODS)
     protocol_names = parse_protocols(protocols if isinstance(protocols, str) else ",".join(protocols))
     opts = dict(options or {}) if options is None or isinstance(options, dict) else parse_cfg_options(options)
