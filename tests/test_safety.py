@@ -50,3 +50,23 @@ def test_a_bad_checkpoint_never_runs_code_and_the_run_trains_again(tmp_path: Pat
     assert not marker.exists()
     assert "did not load" in r.output and len(list(ckpt.parent.glob("*.unreadable-*"))) == 1
     assert [json.loads(p.read_text())["accuracy"] for p in records] == first  # retrained: the same numbers
+
+
+def test_a_damaged_record_is_listed_by_the_report_and_redone_by_the_next_run(tmp_path: Path) -> None:
+    data = make_coop_data(tmp_path / "data", names=["dtd", "eurosat"])
+    results = tmp_path / "res"
+    args = ["run", "--data-root", str(data), "--results", str(results), "--backbone", "bench-tiny", "--pretrained",
+            "none", "--method", "zeroshot", "--datasets", "dtd,eurosat", "--seeds", "1", "--shots", "2"]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    records = sorted((results / "records").rglob("*.json"))
+    good = {p: p.read_text() for p in records}
+    damaged = next(p for p in records if "dtd__novel" in str(p))
+    damaged.write_text("{half a rec")
+    next(p for p in records if "eurosat__base" in str(p)).unlink()  # and one base half missing
+    r = CliRunner().invoke(app, ["report", "--results", str(results)], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    assert "Unreadable records" in r.output and "dtd__novel" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "2 to run" in r.output
+    assert json.loads(damaged.read_text())["accuracy"] == json.loads(good[damaged])["accuracy"]
+    assert (damaged.parent / f"{damaged.name}.unreadable").read_text() == "{half a rec"  # kept, not deleted

@@ -158,7 +158,8 @@ def report(
         titles = {"base2novel": "Base-to-novel (Base/Novel: mean over seeds; HM of the means)",
                   "cross_dataset": "Cross-dataset transfer (Average = mean of the targets)",
                   "domain_generalization": "Domain generalisation (Average = mean of the targets)",
-                  "few_shot": "Few-shot accuracy", "missing": "Missing runs (left out of every average)"}  # fmt: skip
+                  "few_shot": "Few-shot accuracy", "missing": "Missing runs (left out of every average)",
+                  "unreadable": "Unreadable records (skipped; `bench run` redoes them)"}  # fmt: skip
         for name, table in tables.items():
             if format == "table":
                 console.print(f"\n[bold]{titles[name]}[/]")

@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.errors import DataError
 from bench.io import atomic_write_text
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.record import KEY as RECORD_KEY
 from bench.sweep.record import Record
 
 KEY = list(RECORD_KEY)
+UNREADABLE: list[tuple[str, str]] = []  # (path, why) of records load_records skipped, for the report's own table
 
 
 def hm(base: float | pd.Series, novel: float | pd.Series) -> float | pd.Series:
@@ -36,7 +38,11 @@ def load_records(results: str | Path, suite: str | None = None) -> pd.DataFrame:
     """All records under ``results/records`` as one row each (key columns + accuracy)."""
     rows = []
     for path in ResultsLayout(results).records():
-        r = Record.load(path)
+        try:
+            r = Record.load(path)
+        except DataError as e:  # listed by build_report; one damaged file never hides the others
+            UNREADABLE.append((str(path), str(e)))
+            continue
         variant = " ".join(f"{k}={v}" for k, v in sorted((r.options or {}).items()))
         rows.append({**r.key(), "accuracy": r.accuracy, "train_dataset": r.train_dataset, "variant": variant})
     df = pd.DataFrame(rows, columns=[*KEY, "accuracy", "train_dataset", "variant"])
@@ -104,7 +110,7 @@ def base2novel_table(records: pd.DataFrame, missing: pd.DataFrame | None = None)
         label, method, h, backbone, pretrained, dataset = idx
         b, n = r.get(("mean", "base"), np.nan), r.get(("mean", "novel"), np.nan)
         complete = not np.isnan(b) and not np.isnan(n) and (method, h, "base2novel", dataset) not in bad
-        seeds = int(min(r.get(("count", "base"), 0) or 0, r.get(("count", "novel"), 0) or 0))
+        seeds = int(np.nan_to_num(min(r.get(("count", "base"), 0), r.get(("count", "novel"), 0))))  # a half missing: 0
         rows.append(
             {"dataset": dataset, "method": label, "backbone": f"{backbone}/{pretrained}", "Base": b, "Novel": n,
              "HM": hm(b, n), "Base std": r.get(("std", "base"), np.nan), "Novel std": r.get(("std", "novel"), np.nan),
@@ -215,6 +221,7 @@ def render(table: pd.DataFrame, fmt: str) -> str:
 
 def build_report(results: str | Path, suite: str | None = None, paper: bool = False) -> dict[str, pd.DataFrame]:
     """All tables of the results folder, plus the list of missing runs."""
+    UNREADABLE.clear()
     records = load_records(results, suite)
     planned = load_manifest(results)
     if suite is not None and not planned.empty:
@@ -227,6 +234,7 @@ def build_report(results: str | Path, suite: str | None = None, paper: bool = Fa
         "domain_generalization": transfer_table(records, "domain_generalization", missing),
         "few_shot": few_shot_table(records),
         "missing": missing,
+        "unreadable": pd.DataFrame(UNREADABLE, columns=["record", "problem"]),
     }
     return {k: v for k, v in tables.items() if not v.empty}
 

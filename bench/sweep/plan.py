@@ -18,7 +18,7 @@ from bench.config import BASE_CONFIG, apply_options, config_hash, deep_merge, va
 from bench.errors import ConfigError
 from bench.registry import get_method
 from bench.sweep.layout import ResultsLayout
-from bench.sweep.record import KEY
+from bench.sweep.record import KEY, record_ok
 from bench.sweep.suites import Suite
 
 PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization", "few_shot")
@@ -73,7 +73,8 @@ class RunSpec:
         return self.layout.checkpoint(self)
 
     def pending(self) -> list[EvalSpec]:
-        return [ev for ev in self.evals if not self.record_path(ev).exists()]
+        """Evaluations without a record that loads (a damaged record is redone, not counted as done)."""
+        return [ev for ev in self.evals if not record_ok(self.record_path(ev))]
 
     def record_keys(self) -> list[dict[str, Any]]:
         """The record key (``record.KEY``) of each evaluation: what a plan file lists."""

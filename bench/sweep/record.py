@@ -85,7 +85,20 @@ class Record:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
-            raise DataError(f"record {path} is unreadable ({e}); delete it and run `bench run` again") from None
+            raise DataError(f"record {path} is unreadable ({e}); `bench run` sets it aside and redoes it") from None
         if not isinstance(data, dict):
             raise DataError(f"record {path} is not a JSON object; delete it and run `bench run` again")
         return cls.from_dict(data, f"record {path}")
+
+
+def record_ok(path: Path) -> bool:
+    """Whether ``path`` holds a loadable record (a damaged one is moved aside, kept, so the run is redone)."""
+    if not path.exists():
+        return False
+    try:
+        Record.load(path)
+        return True
+    except DataError:
+        aside = path.with_name(f"{path.name}.unreadable")
+        path.replace(aside)
+        return False
