@@ -86,8 +86,10 @@ def test_pending_tracks_records(tmp_path):
     assert len(run.pending()) == 2
     path = run.record_path(run.evals[0])
     path.parent.mkdir(parents=True)
-    path.write_text("{}")
+    path.write_text(json.dumps(_v1_record()))
     assert run.pending() == [run.evals[1]]
+    path.write_text("{}")  # not a record: redone, and the file is kept aside
+    assert run.pending() == run.evals and path.with_name(path.name + ".unreadable").exists()
 
 
 @pytest.mark.parametrize("bad", ["nope", "base2novel,xyz"])
