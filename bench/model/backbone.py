@@ -86,13 +86,13 @@ def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = 
 
 def random_model(arch: str, quick_gelu: bool = False) -> nn.Module:
     """open_clip's ``arch`` with random weights that are a fixed function of the architecture (seed 0)."""
-    with torch.random.fork_rng(devices=[]), _quiet_open_clip():
+    with torch.random.fork_rng(devices=[]), quiet_open_clip():
         torch.manual_seed(0)
         return open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
 
 
 @contextlib.contextmanager
-def _quiet_open_clip() -> Iterator[None]:
+def quiet_open_clip() -> Iterator[None]:
     """Silence open_clip's "initialized randomly" warning where random or local weights are intended."""
     root = logging.getLogger()
     level = root.level

@@ -104,7 +104,9 @@ def create_toy_model(init_seed: int = 0) -> nn.Module:
     import open_clip
 
     register_config()
-    with torch.random.fork_rng(devices=[]):
+    from bench.model.backbone import quiet_open_clip
+
+    with torch.random.fork_rng(devices=[]), quiet_open_clip():
         torch.manual_seed(init_seed)
         model = with_conv_stem(open_clip.create_model(ARCH, pretrained=None))
     emb = model.token_embedding.weight
