@@ -26,16 +26,17 @@ def test_list_methods_names_are_whole_at_80_columns_and_in_a_pipe() -> None:
 
 
 def test_perf_measures_every_method_it_is_given() -> None:
-    args = ["perf", "--method", "zeroshot,coop", "--backbone", "bench-tiny", "--device", "cpu", "--batch-size", "4",
-            "--steps", "2"]  # fmt: skip
+    args = ["perf", "--method", "zeroshot,cocoop", "--backbone", "bench-tiny", "--device", "cpu", "--batch-size", "4",
+            "--steps", "2", "--reference", "coop"]  # fmt: skip
     r = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in r.output.splitlines()
             if line.startswith("│")}  # fmt: skip
-    trainable, bare, harness, overhead, evaluation = rows["coop"]
+    trainable, bare, harness, overhead, evaluation, ratio = rows["coop"]  # the reference is measured too
     assert trainable == "256" and float(bare.replace(",", "")) > 0 and float(harness.replace(",", "")) > 0
-    assert re.fullmatch(r"-?[\d,]+%", overhead) and float(evaluation.replace(",", "")) > 0
-    assert rows["zeroshot"][1] == "-" and float(rows["zeroshot"][4].replace(",", "")) > 0  # nothing to train
+    assert re.fullmatch(r"-?[\d,]+%", overhead) and float(evaluation.replace(",", "")) > 0 and ratio == "1.00"
+    assert float(rows["cocoop"][5]) > 0  # CoCoOp's step time as a multiple of CoOp's
+    assert rows["zeroshot"][1] == "-" and rows["zeroshot"][5] == "-"  # nothing to train
 
 
 def test_toy_probe_compares_checkpoints() -> None:

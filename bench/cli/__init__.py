@@ -225,6 +225,9 @@ def perf(
     device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if available).")] = None,
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 32,
     steps: Annotated[int, typer.Option(help="Timed training steps.")] = 10,
+    reference: Annotated[
+        str | None, typer.Option(help="Also print each method's training step time as a multiple of this method's.")
+    ] = None,
 ) -> None:
     """Throughput: training and evaluation images/s per method, and the harness's overhead over a bare loop."""
     from bench.model.perf import measure
@@ -234,15 +237,31 @@ def perf(
         from bench.model.backbone import default_device
 
         dev = device or default_device()
-        table = Table("method", "trainable", "train img/s (bare)", "train img/s (harness)", "overhead", "eval img/s",
-                      title=f"{backbone}/{pretrained} on {dev}, batch {batch_size}")  # fmt: skip
-        for name in parse_names(method, METHODS):
-            r = measure(name, backbone, pretrained, dev, batch_size, steps)
-            cells = [f"{r[k]:,.0f}" if k in r else "-" for k in
-                     ("train_bare_img_s", "train_harness_img_s", "harness_overhead_pct", "eval_img_s")]  # fmt: skip
-            cells[2] += "%" if cells[2] != "-" else ""
+        names = parse_names(method, METHODS)
+        if reference is not None and reference not in names:
+            names = [reference, *names]  # measured in the same run, so the ratio compares like with like
+        results = {name: measure(name, backbone, pretrained, dev, batch_size, steps) for name in names}
+        columns = ["method", "trainable", "train img/s (bare)", "train img/s (harness)", "overhead", "eval img/s"]
+        if reference is not None:
+            columns.append(f"step time × {reference}")
+        table = Table(*columns, title=f"{backbone}/{pretrained} on {dev}, batch {batch_size}")
+        ref = results[reference].get("train_bare_img_s") if reference is not None else None
+        for name, r in results.items():
+            cells = [_rate(r.get(k)) for k in ("train_bare_img_s", "train_harness_img_s")]
+            cells.append(f"{r['harness_overhead_pct']:.0f}%" if "harness_overhead_pct" in r else "-")
+            cells.append(_rate(r.get("eval_img_s")))
+            if reference is not None:
+                bare = r.get("train_bare_img_s")
+                cells.append(f"{ref / bare:.2f}" if ref and bare else "-")
             table.add_row(name, f"{int(r['trainable_params']):,}", *cells)
         console.print(table)
+
+
+def _rate(value: float | None) -> str:
+    """Images/s with enough digits that slow CPU figures are not rounded to whole numbers."""
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
 def _mount_subapps() -> None:
