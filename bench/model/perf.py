@@ -46,7 +46,8 @@ def measure(
     dev = torch.device(device)
     backbone = get_backbone(arch, pretrained, dev)
     cls = get_method(method_name)
-    cfg = deep_merge(BASE_CONFIG, cls.default_config("base2novel", "dtd"))
+    # a dataset no method has settings for: generic defaults, no per-dataset files (CoPrompt's descriptions)
+    cfg = deep_merge(BASE_CONFIG, cls.default_config("base2novel", "perf"))
     cfg["train"].update(batch_size=batch_size, epochs=1, feature_passes=1)
     method: Method = cls(backbone, cfg, n_cls=n_cls).to(dev)
     names = [f"class {i}" for i in range(n_cls)]
