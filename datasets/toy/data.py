@@ -242,7 +242,8 @@ TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered in
         "promptsrc:domain_generalization": {"method": {"text_depth": 2, "vision_depth": 2}},
         "tcp": {"method": {"insert_layer": 4}},  # TCP: class-aware tokens at the input of block 8 of 12 (0-based)
         # CoPrompt: depth 9 of 12 (B2N default) → 5; ImageNet's 12 of 12 (its cross-dataset/DG source) → 6
-        "coprompt": {"method": {"prompt_depth": 5}},
+        # ... and no LLM descriptions exist for toy classes (toy_imagenet plays ImageNet, whose file it would ask for)
+        "coprompt": {"method": {"prompt_depth": 5, "descriptions": "templates"}},
         "coprompt:cross_dataset": {"method": {"prompt_depth": 6}},
         "coprompt:domain_generalization": {"method": {"prompt_depth": 6}},
     },
