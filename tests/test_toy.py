@@ -221,3 +221,22 @@ def test_a_dataset_from_an_older_data_version_is_rebuilt(tmp_path: Path, monkeyp
     data.ensure_toy_data(tmp_path, names=["toy_counts"])
     assert (tmp_path / "toy_counts" / data.VERSION_FILE).read_text() == "test-next"
     assert (tmp_path / ".complete-vtest-next.json").exists()
+
+
+def test_every_method_builds_with_the_toy_suites_settings_for_every_protocol() -> None:
+    """The toy suite's overrides fit toy-vit's 6 blocks for every method and protocol, and need no external files."""
+    from bench.model.backbone import load_backbone
+    from bench.registry import get_method, method_names
+    from bench.sweep.plan import PROTOCOLS, resolve_config
+    from bench.sweep.suites import get_suite
+
+    suite = get_suite("toy")
+    backbone = load_backbone(suite.backbone, suite.pretrained)
+    for name in method_names():
+        for protocol in PROTOCOLS:
+            for dataset in (suite.source, suite.datasets[1]):
+                cfg = resolve_config(name, protocol, dataset, suite, {})
+                assert cfg["train"]["augment"] == "none"
+                get_method(name)(backbone, cfg, n_cls=4)  # raises on a depth or layer outside the backbone
+                if name == "coprompt":
+                    assert cfg["method"]["descriptions"] == "templates"
