@@ -1,4 +1,4 @@
-"""Deep prompts: per-layer token replacement as backbone ``block_fn`` hooks (MaPLe, and later IVLP/PromptSRC).
+"""Deep prompts: per-layer token replacement as backbone ``block_fn`` hooks (MaPLe, PromptSRC, CoPrompt, TCP).
 
 A deep prompt for block ``i`` (0-based, ``i >= 1``) *replaces* the tokens that the previous block produced at the
 prompt positions before block ``i`` runs (MaPLe ``ResidualAttentionBlock_MaPLe``): in the text tower the context
