@@ -70,3 +70,30 @@ def test_a_damaged_record_is_listed_by_the_report_and_redone_by_the_next_run(tmp
     assert r.exit_code == 0 and "2 to run" in r.output
     assert json.loads(damaged.read_text())["accuracy"] == json.loads(good[damaged])["accuracy"]
     assert (damaged.parent / f"{damaged.name}.unreadable").read_text() == "{half a rec"  # kept, not deleted
+
+
+def test_four_processes_on_one_results_folder_train_each_run_once(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    data = make_coop_data(tmp_path / "data", names=["dtd", "eurosat"])
+    results = tmp_path / "res"
+    base = [sys.executable, "-m", "bench.cli", "run", "--data-root", str(data), "--results", str(results),
+            "--backbone", "bench-tiny", "--pretrained", "none", "--shots", "2", "--seeds", "1",
+            "--cfg-options", "train.epochs=3"]  # fmt: skip
+    plans = [
+        ["--method", "coop", "--datasets", "dtd,eurosat"],
+        ["--method", "coop,zeroshot", "--datasets", "dtd"],
+        ["--method", "coop", "--datasets", "eurosat,dtd"],
+        ["--method", "zeroshot,coop", "--datasets", "dtd,eurosat"],
+    ]
+    procs = [subprocess.Popen([*base, *p], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**__import__("os").environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"})
+             for p in plans]  # fmt: skip
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    written = [int(re.search(r"done: (\d+) records", o).group(1)) for o in outputs]
+    # coop and zeroshot on dtd and eurosat, base and novel: 8 evaluations, each written by exactly one process
+    assert sum(written) == 8, written
+    assert len(list((results / "records").rglob("*.json"))) == 8

@@ -63,6 +63,10 @@ class ResultsLayout:
             / f"shots{spec.shots}_seed{spec.seed}.pt"
         )  # fmt: skip
 
+    def run_lock(self, spec: RunSpec) -> Path:
+        """The path whose ``.lock`` file serialises one run across processes (beside its checkpoint)."""
+        return self.checkpoint(spec).with_suffix(".run")
+
     def split(self, suite: str, dataset: str, shots: int, seed: int) -> Path:
         return self.root / "splits" / suite / dataset / f"shot{shots}_seed{seed}.json"
 

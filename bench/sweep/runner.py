@@ -132,6 +132,15 @@ class _Trained:
 
 def _run_one(spec: RunSpec, device: torch.device, progress: Progress | None, force: bool) -> int:
     say = progress or (lambda msg: None)
+    if not force and not spec.pending():
+        return 0
+    # One process at a time per run, however many share the results folder: a second one waits here, then finds the
+    # records written and skips (each run trains once).
+    with lock(spec.layout.run_lock(spec)):
+        return _run_locked(spec, device, say, force)
+
+
+def _run_locked(spec: RunSpec, device: torch.device, say: Progress, force: bool) -> int:
     todo = spec.evals if force else spec.pending()
     if not todo:
         return 0
