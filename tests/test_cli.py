@@ -254,3 +254,12 @@ def test_results_path_under_a_file_is_one_clear_error(data, tmp_path):
     blocker.write_text("x")
     r = bench(*run_args(data, blocker / "res", "--method", "zeroshot", "--datasets", "dtd", "--seeds", "1"))
     assert r.exit_code == 2 and "is a file, not a folder" in r.output
+
+
+def test_a_data_root_or_report_folder_that_is_a_file_is_one_clear_error(data, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = bench("run", "--data-root", afile, "--results", tmp_path / "res", "--method", "zeroshot")
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output
+    r = bench("report", "--results", tmp_path, "--out", afile)
+    assert r.exit_code == 2 and "--out" in r.output and "is a file" in r.output

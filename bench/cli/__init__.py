@@ -152,6 +152,8 @@ def report(
     with user_errors():
         if format not in ("table", "markdown", "csv", "latex"):
             raise ConfigError(f"--format {format!r}: use table, markdown, csv or latex")
+        if out is not None and out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file; pass a folder (it is created if missing)")
         if not (results / "records").is_dir():
             raise ConfigError(f"no records under {results}; run `bench run` first (or pass --results)")
         tables = build_report(results, suite, paper)

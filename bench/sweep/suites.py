@@ -92,6 +92,8 @@ def resolve_data_root(data_root: str | Path | None, suite: str | None) -> tuple[
         root = the_suite.default_root()
     if root is None:
         raise ConfigError(f"no data root: pass --data-root DIR or set ${DATA_ENV} (or use --suite toy)")
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"data root {root} is a file, not a folder; pass --data-root DIR or set ${DATA_ENV}")
     if not root.is_dir() and the_suite.prepare is None:  # generated worlds write their folder on demand
         raise ConfigError(f"data root {root} does not exist; pass --data-root or set ${DATA_ENV}")
     return the_suite, root
