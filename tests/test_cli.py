@@ -263,3 +263,21 @@ def test_a_data_root_or_report_folder_that_is_a_file_is_one_clear_error(data, tm
     assert r.exit_code == 2 and "is a file, not a folder" in r.output
     r = bench("report", "--results", tmp_path, "--out", afile)
     assert r.exit_code == 2 and "--out" in r.output and "is a file" in r.output
+
+
+@pytest.mark.parametrize("content", ["random", "text", "checkpoint"])
+def test_a_pretrained_file_that_is_not_weights_is_one_clear_error(data, tmp_path, content):
+    import torch
+
+    path = tmp_path / "weights.pt"
+    if content == "random":
+        path.write_bytes(bytes(range(256)) * 10)
+    elif content == "text":
+        path.write_text("these are not weights\n")
+    else:  # a method checkpoint, not a backbone
+        torch.save({"method": {"state": {}, "extra": {}}, "train_stats": {}}, path)
+    args = ["run", "--data-root", data, "--results", tmp_path / "res", "--backbone", "bench-tiny", "--pretrained", path,
+            "--method", "zeroshot", "--datasets", "dtd", "--seeds", "1"]  # fmt: skip
+    r = bench(*args)
+    assert r.exit_code == 2, r.output
+    assert "is not a weights file of bench-tiny" in r.output and "Traceback" not in r.output

@@ -69,7 +69,7 @@ def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = 
         return random_model(arch, quick)
     if os.path.isfile(pretrained):
         model = random_model(arch, quick)
-        model.load_state_dict(load_state_dict_file(pretrained))
+        load_weights(model, arch, pretrained, load_state_dict_file)
         return model
     if not open_clip.get_pretrained_cfg(arch, pretrained):
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
@@ -101,6 +101,18 @@ def quiet_open_clip() -> Iterator[None]:
         yield
     finally:
         root.setLevel(level)
+
+
+def load_weights(model: nn.Module, arch: str, path: str | Path, read: Callable[[str | Path], dict]) -> None:
+    """``model.load_state_dict(read(path))``; a file that is not a state dict of ``arch`` is one clear error."""
+    try:
+        state = read(path)
+        if not isinstance(state, dict):
+            raise ValueError("not a state dict")
+        model.load_state_dict(state)
+    except Exception as e:  # unpickling refused, random bytes, another architecture's or a method's checkpoint
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise ConfigError(f"--pretrained {path} is not a weights file of {arch} ({reason})") from None
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:

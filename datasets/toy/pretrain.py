@@ -127,7 +127,7 @@ def build_backbone(arch: str, pretrained: str) -> nn.Module:
     ``toy`` (the shipped checkpoint), a file (compact or a plain state dict), or ``none`` (random, a fixed function of
     the architecture)."""
     from bench.errors import ConfigError
-    from bench.model.backbone import load_state_dict_file, random_model
+    from bench.model.backbone import load_weights, random_model
 
     register_config()
     with torch.random.fork_rng(devices=[]):
@@ -140,9 +140,16 @@ def build_backbone(arch: str, pretrained: str) -> nn.Module:
         raise ConfigError(
             f"{arch} weights {pretrained!r}: use toy (the shipped checkpoint), none, or a checkpoint file"
         )
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(expand_compact(blob) if is_compact(blob) else load_state_dict_file(path))
+    load_weights(model, arch, path, _read_toy_weights)
     return model
+
+
+def _read_toy_weights(path: str | Path) -> dict[str, Tensor]:
+    """A compact toy checkpoint (expanded) or a plain state dict."""
+    from bench.model.backbone import load_state_dict_file
+
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return expand_compact(blob) if is_compact(blob) else load_state_dict_file(path)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
