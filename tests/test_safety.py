@@ -97,3 +97,23 @@ def test_four_processes_on_one_results_folder_train_each_run_once(tmp_path: Path
     # coop and zeroshot on dtd and eurosat, base and novel: 8 evaluations, each written by exactly one process
     assert sum(written) == 8, written
     assert len(list((results / "records").rglob("*.json"))) == 8
+
+
+def test_damaged_image_and_feature_caches_are_rebuilt(tmp_path: Path) -> None:
+    data = make_coop_data(tmp_path / "data", names=["dtd"])
+    results = tmp_path / "res"
+    args = ["run", "--data-root", str(data), "--results", str(results), "--backbone", "bench-tiny", "--pretrained",
+            "none", "--method", "zeroshot", "--datasets", "dtd", "--seeds", "1", "--shots", "2"]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    records = sorted((results / "records").rglob("*.json"))
+    first = [json.loads(p.read_text())["accuracy"] for p in records]
+    caches = [*(results / "cache").rglob("*.npy"), *(results / "cache").rglob("*.pt")]
+    assert caches
+    for p in caches:
+        p.write_bytes(p.read_bytes()[:64])  # truncated
+    for p in records:
+        p.unlink()
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert [json.loads(p.read_text())["accuracy"] for p in records] == first
+    assert all(p.with_name(p.name + ".unreadable").exists() for p in caches)

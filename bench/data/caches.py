@@ -8,6 +8,7 @@ augmentation pass and its seed, the exact file list).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,13 +113,21 @@ class Caches:
         """uint8 array (N, 3, size, size) of the test-preprocessed images, memory-mapped from the cache."""
         key = digest({"paths": [d.impath for d in items], "size": size, "tf": "resize-centercrop-bicubic"})
         path = self.root / "images" / f"{key}.npy"
-        if not path.exists():
-            with lock(path):
-                if not path.exists():
-                    loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
-                    arr = np.concatenate([x.numpy() for x, _ in loader]) if items else np.zeros((0, 3, size, size))
-                    atomic_write(path, lambda tmp: np.save(tmp.open("wb"), arr.astype(np.uint8)))
-        return np.load(path, mmap_mode="r")
+        for _ in range(2):  # a damaged cache file is set aside and rebuilt once
+            if not path.exists():
+                with lock(path):
+                    if not path.exists():
+                        loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
+                        new = np.concatenate([x.numpy() for x, _ in loader]) if items else np.zeros((0, 3, size, size))
+                        atomic_write(path, lambda tmp, a=new: np.save(tmp.open("wb"), a.astype(np.uint8)))
+            try:
+                arr = np.load(path, mmap_mode="r")
+                if arr.shape == (len(items), 3, size, size):
+                    return arr
+            except (OSError, ValueError):
+                pass
+            _set_aside(path)
+        raise DataError(f"image cache {path} could not be rebuilt; delete {self.root} and run again")
 
     # -- frozen image features -----------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -144,12 +153,23 @@ class Caches:
         for p in range(passes if augment else 1):
             tag = "test" if augment is None else f"{augment}-s{seed}-p{p}"
             path = self.root / "features" / f"{base}-{tag}.pt"
-            if not path.exists():
-                with lock(path):
-                    if not path.exists():
-                        feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min, batch_size)
-                        atomic_write(path, lambda tmp, f=feats: torch.save(f, tmp))
-            out.append(torch.load(path, map_location="cpu", weights_only=True))
+            for _ in range(2):  # a damaged cache file is set aside and recomputed once
+                if not path.exists():
+                    with lock(path):
+                        if not path.exists():
+                            feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min,
+                                                 batch_size)  # fmt: skip
+                            atomic_write(path, lambda tmp, f=feats: torch.save(f, tmp))
+                try:
+                    loaded = torch.load(path, map_location="cpu", weights_only=True)
+                    if isinstance(loaded, Tensor) and loaded.shape == (len(items), backbone.embed_dim):
+                        out.append(loaded)
+                        break
+                except Exception:  # truncated or foreign file: recompute
+                    pass
+                _set_aside(path)
+            else:
+                raise DataError(f"feature cache {path} could not be rebuilt; delete {self.root} and run again")
         return out
 
     def _encode(
@@ -176,6 +196,12 @@ class Caches:
                 feats.append(backbone.encode_image(norm(x)).float().cpu())
         dim = backbone.embed_dim
         return torch.cat(feats) if feats else torch.zeros(0, dim)
+
+
+def _set_aside(path: Path) -> None:
+    """Keep a damaged cache file for inspection (``.unreadable``) and let it be rebuilt."""
+    with contextlib.suppress(FileNotFoundError):  # another process may have set it aside already
+        path.replace(path.with_name(path.name + ".unreadable"))
 
 
 def autocast(device: torch.device, precision: str = "amp") -> torch.autocast:
