@@ -259,3 +259,19 @@ def test_two_views_are_two_independent_augmentations_of_the_same_image(tmp_path)
     assert not torch.equal(views[0], views[1])  # RandAugment drew different ops for the two views
     single, _ = ImageDataset(ds.items, train_transform(32, "none"))[0]
     assert single.shape == (3, 32, 32)
+
+
+def test_stale_temp_files_of_killed_writes_are_removed_but_fresh_ones_kept(tmp_path):
+    import os
+    import time
+
+    layout = ResultsLayout(tmp_path)
+    old = tmp_path / "records" / "x" / ".r.json.abc.tmp"
+    fresh = tmp_path / "cache" / ".f.pt.def.tmp"
+    keep = tmp_path / "records" / "x" / "r.json"
+    for p in (old, fresh, keep):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+    os.utime(old, (time.time() - 7 * 3600, time.time() - 7 * 3600))
+    assert layout.remove_stale_temp_files() == 1
+    assert not old.exists() and fresh.exists() and keep.exists()

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -78,6 +80,19 @@ class ResultsLayout:
         path = self.plans_dir / f"plan-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}.json"
         atomic_write_json(path, list(keys))
         return path
+
+    def remove_stale_temp_files(self, max_age_s: float = 6 * 3600) -> int:
+        """Delete the ``.*.tmp`` files that interrupted writes left (older than ``max_age_s``: never a live write)."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - max_age_s
+        removed = 0
+        for path in self.root.rglob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def plans(self) -> list[Path]:
         return sorted(self.plans_dir.glob("plan-*.json"))

@@ -113,6 +113,7 @@ def run_sweep(
     if the_suite.prepare is not None and todo:
         the_suite.prepare(root, needed_datasets(todo))
     preflight(needed_datasets(todo), root)  # a missing folder fails now, not an hour in
+    result.results.remove_stale_temp_files()  # what killed processes left half written (never counted as done)
     result.results.write_plan(k for s in specs for k in s.record_keys())
     t0 = time.perf_counter()
     result.written = (executor or LocalExecutor()).run(todo, force, on_message, on_done)
