@@ -275,3 +275,14 @@ def test_stale_temp_files_of_killed_writes_are_removed_but_fresh_ones_kept(tmp_p
     os.utime(old, (time.time() - 7 * 3600, time.time() - 7 * 3600))
     assert layout.remove_stale_temp_files() == 1
     assert not old.exists() and fresh.exists() and keep.exists()
+
+
+def test_atomic_write_flushes_the_file_and_its_folder_before_it_counts(tmp_path, monkeypatch):
+    import os
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.path.realpath(f"/proc/self/fd/{fd}")) or real(fd))
+    atomic_write(tmp_path / "a" / "r.json", lambda tmp: tmp.write_text("{}"))
+    assert len(synced) == 2 and synced[1] == str((tmp_path / "a").resolve())  # the temp file, then the folder
+    assert (tmp_path / "a" / "r.json").read_text() == "{}"
