@@ -240,3 +240,14 @@ def test_every_method_builds_with_the_toy_suites_settings_for_every_protocol() -
                 get_method(name)(backbone, cfg, n_cls=4)  # raises on a depth or layer outside the backbone
                 if name == "coprompt":
                     assert cfg["method"]["descriptions"] == "templates"
+
+
+def test_temp_folders_of_dead_generations_are_removed(tmp_path: Path) -> None:
+    import os
+
+    dead = tmp_path / ".tmp-toy_colors-999999999"  # no such pid
+    alive = tmp_path / f".tmp-toy_shapes-{os.getpid()}"
+    for folder in (dead, alive):
+        (folder / "images").mkdir(parents=True)
+    ensure_toy_data(tmp_path, names=["toy_counts"])
+    assert not dead.exists() and alive.exists() and (tmp_path / "toy_counts").is_dir()

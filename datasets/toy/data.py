@@ -312,6 +312,20 @@ def render_item(spec: ToySpec, classname: str, key: list[int]):  # -> PIL.Image.
     return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
 
 
+def _remove_dead_temp_folders(root: Path) -> None:
+    """Delete the ``.tmp-<dataset>-<pid>`` folders of generations whose process is gone (killed mid-write)."""
+    for folder in root.glob(".tmp-*-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive, owned by someone else
+            pass
+
+
 def write_dataset(spec: ToySpec, root: Path) -> Path:
     """Write one dataset under ``root/<name>`` atomically: built in a temp folder, split file last, then renamed."""
     final = root / spec.name
@@ -365,6 +379,7 @@ def ensure_toy_data(root: Path | None = None, names: list[str] | None = None) ->
         return root
     root.mkdir(parents=True, exist_ok=True)
     with lock(root / ".generate"):
+        _remove_dead_temp_folders(root)
         todo = [spec for spec in wanted if not done(spec)]
         workers = min(len(todo), os.cpu_count() or 1, 4)
         if workers > 1:
