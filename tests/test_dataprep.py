@@ -217,3 +217,23 @@ def test_preflight(tmp_path: Path) -> None:
     victim.unlink()
     with pytest.raises(DataError, match=re.escape(str(victim))):
         check.preflight(["dtd"], root)
+
+
+def test_archive_members_that_escape_their_folder_are_refused(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from torchvision.datasets.utils import extract_archive
+
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("good/a.txt", "../escaped.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+    target = tmp_path / "out"
+    before = tarfile.TarFile.extraction_filter
+    with net.safe_tar_extraction(), pytest.raises(tarfile.FilterError):
+        extract_archive(str(archive), str(target))
+    assert not (tmp_path / "escaped.txt").exists()
+    assert tarfile.TarFile.extraction_filter == before  # restored for the rest of the process

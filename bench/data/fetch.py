@@ -6,12 +6,14 @@ tables at a loopback server.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -110,12 +112,28 @@ def fetch_split(name: str, dest: Path) -> bool:
     return fetch_first(SPLIT_URLS.get(name, []), dest, _valid_split)
 
 
+@contextlib.contextmanager
+def safe_tar_extraction() -> Iterator[None]:
+    """Every ``tarfile`` extraction inside uses the ``data`` filter: absolute paths, ``..``, device files and links
+    out of the target are refused (torchvision calls ``extractall`` without a filter)."""
+    previous = tarfile.TarFile.extraction_filter
+    tarfile.TarFile.extraction_filter = staticmethod(tarfile.data_filter)
+    try:
+        yield
+    finally:
+        tarfile.TarFile.extraction_filter = previous
+
+
 def torchvision_build(name: str, src: Path) -> None:
     """Let torchvision's dataset class verify and extract the archives in ``src`` (downloading any still missing)."""
     import torchvision.datasets as tvd
 
     cls_name, kwargs = TORCHVISION[name]
     try:
-        getattr(tvd, cls_name)(root=str(src), download=True, **kwargs)
+        with safe_tar_extraction():
+            getattr(tvd, cls_name)(root=str(src), download=True, **kwargs)
+    except tarfile.FilterError as e:
+        raise DataError(f"{name}: an archive under {src} tries to write outside its folder ({e}); it was not "
+                        "extracted — delete it and download it again from the official source") from None  # fmt: skip
     except Exception as e:  # torchvision raises RuntimeError/URLError/... with its own message
         raise DataError(f"torchvision {cls_name} could not prepare {src} ({e}); rerun to resume") from None
