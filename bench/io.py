@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -62,3 +63,11 @@ def lock(path: str | Path, timeout: float = -1) -> FileLock:
 def digest(obj: object) -> str:
     """A short stable hash of a JSON-serialisable object (config hashes, split hashes, cache keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def set_aside(path: Path, suffix: str = ".unreadable") -> Path:
+    """Rename a damaged file to ``<name><suffix>`` (kept for inspection, out of the way of a rebuild)."""
+    aside = path.with_name(path.name + suffix)
+    with contextlib.suppress(FileNotFoundError):  # another process may have set it aside already
+        path.replace(aside)
+    return aside

@@ -8,10 +8,9 @@ augmentation pass and its seed, the exact file list).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -22,12 +21,13 @@ from torchvision import transforms as T
 
 from bench.datasets.base import Datum
 from bench.errors import DataError
-from bench.io import atomic_write, digest, lock
+from bench.io import atomic_write, digest, lock, set_aside
 
 if TYPE_CHECKING:  # the model layer sits above this one
     from bench.model.backbone import Backbone
 
 BICUBIC = T.InterpolationMode.BICUBIC
+V = TypeVar("V")
 
 
 def test_transform(size: int) -> T.Compose:
@@ -113,21 +113,17 @@ class Caches:
         """uint8 array (N, 3, size, size) of the test-preprocessed images, memory-mapped from the cache."""
         key = digest({"paths": [d.impath for d in items], "size": size, "tf": "resize-centercrop-bicubic"})
         path = self.root / "images" / f"{key}.npy"
-        for _ in range(2):  # a damaged cache file is set aside and rebuilt once
-            if not path.exists():
-                with lock(path):
-                    if not path.exists():
-                        loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
-                        new = np.concatenate([x.numpy() for x, _ in loader]) if items else np.zeros((0, 3, size, size))
-                        atomic_write(path, lambda tmp, a=new: np.save(tmp.open("wb"), a.astype(np.uint8)))
-            try:
-                arr = np.load(path, mmap_mode="r")
-                if arr.shape == (len(items), 3, size, size):
-                    return arr
-            except (OSError, ValueError):
-                pass
-            _set_aside(path)
-        raise DataError(f"image cache {path} could not be rebuilt; delete {self.root} and run again")
+
+        def build() -> Callable[[Path], None]:
+            loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
+            arr = np.concatenate([x.numpy() for x, _ in loader]) if items else np.zeros((0, 3, size, size))
+            return lambda tmp: np.save(tmp.open("wb"), arr.astype(np.uint8))
+
+        def load(p: Path) -> np.ndarray | None:
+            arr = np.load(p, mmap_mode="r")
+            return arr if arr.shape == (len(items), 3, size, size) else None
+
+        return _cached(path, build, load)
 
     # -- frozen image features -----------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -153,23 +149,16 @@ class Caches:
         for p in range(passes if augment else 1):
             tag = "test" if augment is None else f"{augment}-s{seed}-p{p}"
             path = self.root / "features" / f"{base}-{tag}.pt"
-            for _ in range(2):  # a damaged cache file is set aside and recomputed once
-                if not path.exists():
-                    with lock(path):
-                        if not path.exists():
-                            feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min,
-                                                 batch_size)  # fmt: skip
-                            atomic_write(path, lambda tmp, f=feats: torch.save(f, tmp))
-                try:
-                    loaded = torch.load(path, map_location="cpu", weights_only=True)
-                    if isinstance(loaded, Tensor) and loaded.shape == (len(items), backbone.embed_dim):
-                        out.append(loaded)
-                        break
-                except Exception:  # truncated or foreign file: recompute
-                    pass
-                _set_aside(path)
-            else:
-                raise DataError(f"feature cache {path} could not be rebuilt; delete {self.root} and run again")
+
+            def build(p: int = p) -> Callable[[Path], None]:
+                feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min, batch_size)
+                return lambda tmp: torch.save(feats, tmp)
+
+            def load(f: Path) -> Tensor | None:
+                t = torch.load(f, map_location="cpu", weights_only=True)
+                return t if isinstance(t, Tensor) and t.shape == (len(items), backbone.embed_dim) else None
+
+            out.append(_cached(path, build, load))
         return out
 
     def _encode(
@@ -198,10 +187,23 @@ class Caches:
         return torch.cat(feats) if feats else torch.zeros(0, dim)
 
 
-def _set_aside(path: Path) -> None:
-    """Keep a damaged cache file for inspection (``.unreadable``) and let it be rebuilt."""
-    with contextlib.suppress(FileNotFoundError):  # another process may have set it aside already
-        path.replace(path.with_name(path.name + ".unreadable"))
+def _cached(path: Path, build: Callable[[], Callable[[Path], None]], load: Callable[[Path], V | None]) -> V:
+    """``load(path)``, building the file first if it is missing: once, under a lock, computed before any file is
+    opened (``build()`` returns the writer) so a kill leaves no temp file, and renamed into place. A file that does
+    not load — truncated, foreign, the wrong shape (``load`` returns None) — is set aside and rebuilt once."""
+    for _ in range(2):
+        if not path.exists():
+            with lock(path):
+                if not path.exists():
+                    atomic_write(path, build())
+        try:
+            value = load(path)
+        except Exception:  # unreadable: rebuild
+            value = None
+        if value is not None:
+            return value
+        set_aside(path)
+    raise DataError(f"cache file {path} could not be rebuilt; delete its folder and run again")
 
 
 def autocast(device: torch.device, precision: str = "amp") -> torch.autocast:

@@ -22,7 +22,6 @@ from bench.sweep.record import KEY as RECORD_KEY
 from bench.sweep.record import Record
 
 KEY = list(RECORD_KEY)
-UNREADABLE: list[tuple[str, str]] = []  # (path, why) of records load_records skipped, for the report's own table
 
 
 def hm(base: float | pd.Series, novel: float | pd.Series) -> float | pd.Series:
@@ -34,14 +33,18 @@ def hm(base: float | pd.Series, novel: float | pd.Series) -> float | pd.Series:
 # Loading
 
 
-def load_records(results: str | Path, suite: str | None = None) -> pd.DataFrame:
-    """All records under ``results/records`` as one row each (key columns + accuracy)."""
+def load_records(
+    results: str | Path, suite: str | None = None, unreadable: list[tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """All records under ``results/records`` as one row each (key columns + accuracy); records that do not load are
+    skipped and, if ``unreadable`` is given, appended to it as (path, problem)."""
     rows = []
     for path in ResultsLayout(results).records():
         try:
             r = Record.load(path)
         except DataError as e:  # listed by build_report; one damaged file never hides the others
-            UNREADABLE.append((str(path), str(e)))
+            if unreadable is not None:
+                unreadable.append((str(path), str(e)))
             continue
         variant = " ".join(f"{k}={v}" for k, v in sorted((r.options or {}).items()))
         rows.append({**r.key(), "accuracy": r.accuracy, "train_dataset": r.train_dataset, "variant": variant})
@@ -221,8 +224,8 @@ def render(table: pd.DataFrame, fmt: str) -> str:
 
 def build_report(results: str | Path, suite: str | None = None, paper: bool = False) -> dict[str, pd.DataFrame]:
     """All tables of the results folder, plus the list of missing runs."""
-    UNREADABLE.clear()
-    records = load_records(results, suite)
+    unreadable: list[tuple[str, str]] = []
+    records = load_records(results, suite, unreadable)
     planned = load_manifest(results)
     if suite is not None and not planned.empty:
         planned = planned[planned["suite"] == suite]
@@ -234,7 +237,7 @@ def build_report(results: str | Path, suite: str | None = None, paper: bool = Fa
         "domain_generalization": transfer_table(records, "domain_generalization", missing),
         "few_shot": few_shot_table(records),
         "missing": missing,
-        "unreadable": pd.DataFrame(UNREADABLE, columns=["record", "problem"]),
+        "unreadable": pd.DataFrame(unreadable, columns=["record", "problem"]),
     }
     return {k: v for k, v in tables.items() if not v.empty}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import DataError
+from bench.io import set_aside
 
 RECORD_VERSION = 2
 
@@ -99,6 +100,5 @@ def record_ok(path: Path) -> bool:
         Record.load(path)
         return True
     except DataError:
-        aside = path.with_name(f"{path.name}.unreadable")
-        path.replace(aside)
+        set_aside(path)
         return False

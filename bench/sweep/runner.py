@@ -33,7 +33,7 @@ from bench.datasets.base import (
     subset_classnames,
 )
 from bench.errors import BenchError, DataError
-from bench.io import atomic_write, atomic_write_json, digest, lock
+from bench.io import atomic_write, atomic_write_json, digest, lock, set_aside
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
 from bench.model.method import Method
@@ -208,8 +208,7 @@ def _load_checkpoint(path: Path, method: Method, device: torch.device, say: Prog
         method.load_learned_state_dict(ckpt["method"])
         return ckpt
     except Exception as e:  # unpickling refused, truncated file, wrong method: all mean "retrain"
-        aside = path.with_name(f"{path.name}.unreadable-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
-        path.replace(aside)
+        aside = set_aside(path, f".unreadable-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         say(f"warning: checkpoint {path} did not load ({reason}); moved to {aside.name}, training again")
         return None
