@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -29,6 +31,28 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+# Every temp name carries its writer (host and pid), so a cleanup can tell a killed writer's file from a live one.
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+_TEMP_NAME = re.compile(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def temp_writer_is_dead(tmp: Path) -> bool:
+    """True when ``tmp`` was left by a process of this machine that no longer runs (killed mid-write).
+
+    Files from other machines (Slurm nodes) or without a writer tag are never judged dead here: callers fall back to age.
+    """
+    m = _TEMP_NAME.search(tmp.name)
+    if m is None or m["host"] != _HOST or os.name != "posix":  # os.kill(pid, 0) would terminate on Windows
+        return False
+    try:
+        os.kill(int(m["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, owned by someone else
+        return False
+    return False
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -261,20 +261,42 @@ def test_two_views_are_two_independent_augmentations_of_the_same_image(tmp_path)
     assert single.shape == (3, 32, 32)
 
 
-def test_stale_temp_files_of_killed_writes_are_removed_but_fresh_ones_kept(tmp_path):
+def test_stale_temp_files_of_killed_writes_are_removed_but_live_ones_kept(tmp_path):
     import os
+    import subprocess
+    import sys
     import time
 
+    from bench.io import _HOST
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has exited: its half-written file can go at once
     layout = ResultsLayout(tmp_path)
-    old = tmp_path / "records" / "x" / ".r.json.abc.tmp"
-    fresh = tmp_path / "cache" / ".f.pt.def.tmp"
+    old = tmp_path / "records" / "x" / ".r.json.abc.tmp"  # untagged, older than the cutoff
+    fresh = tmp_path / "cache" / ".f.pt.def.tmp"  # untagged and fresh: may be a live write elsewhere
+    killed = tmp_path / "cache" / f".g.pt.{_HOST}-{dead_pid}.k1x_.tmp"
+    live = tmp_path / "cache" / f".h.pt.{_HOST}-{os.getpid()}.k2y_.tmp"  # this process is writing it
+    other_node = tmp_path / "cache" / f".i.pt.othernode_{_HOST}-{dead_pid}.k3z_.tmp"  # cannot be checked from here
     keep = tmp_path / "records" / "x" / "r.json"
-    for p in (old, fresh, keep):
+    for p in (old, fresh, killed, live, other_node, keep):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("x")
     os.utime(old, (time.time() - 7 * 3600, time.time() - 7 * 3600))
-    assert layout.remove_stale_temp_files() == 1
-    assert not old.exists() and fresh.exists() and keep.exists()
+    assert layout.remove_stale_temp_files() == 2
+    assert not old.exists() and not killed.exists()
+    assert fresh.exists() and live.exists() and other_node.exists() and keep.exists()
+
+
+def test_atomic_write_names_its_temp_file_after_the_writer(tmp_path):
+    import os
+
+    from bench.io import atomic_write, temp_writer_is_dead
+
+    seen = []
+    atomic_write(tmp_path / "a.json", lambda tmp: seen.append(tmp) or tmp.write_text("{}"))
+    assert f"-{os.getpid()}." in seen[0].name and seen[0].name.endswith(".tmp")
+    assert not temp_writer_is_dead(seen[0])  # the writer (this process) is alive
+    assert (tmp_path / "a.json").read_text() == "{}" and not seen[0].exists()
 
 
 def test_atomic_write_flushes_the_file_and_its_folder_before_it_counts(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.io import atomic_write_json
+from bench.io import atomic_write_json, temp_writer_is_dead
 
 if TYPE_CHECKING:
     from bench.sweep.plan import EvalSpec, RunSpec
@@ -82,14 +82,17 @@ class ResultsLayout:
         return path
 
     def remove_stale_temp_files(self, max_age_s: float = 6 * 3600) -> int:
-        """Delete the ``.*.tmp`` files that interrupted writes left (older than ``max_age_s``: never a live write)."""
+        """Delete the ``.*.tmp`` files that interrupted writes left: the writer is dead, or the file is older than ``max_age_s``.
+
+        A live write of a concurrent sweep (another process, or another node sharing the folder) is never touched.
+        """
         if not self.root.is_dir():
             return 0
         cutoff = time.time() - max_age_s
         removed = 0
         for path in self.root.rglob(".*.tmp"):
             with contextlib.suppress(FileNotFoundError):
-                if path.is_file() and path.stat().st_mtime < cutoff:
+                if path.is_file() and (temp_writer_is_dead(path) or path.stat().st_mtime < cutoff):
                     path.unlink()
                     removed += 1
         return removed
