@@ -95,7 +95,9 @@ class TipAdapter(ZeroShotCLIP):
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         init_alpha, scale = TIP_CONFIGS.get(dataset, DEFAULT_TIP)
         method = {
-            "ensemble": dataset == "imagenet",  # main_imagenet.py: 7-template ensemble; others one template
+            "ensemble": dataset == "imagenet",  # main_imagenet.py: the 7-template ensemble; others one template
+            "own_template": False,  # imagenet.py's 7 templates only (the dataset's own is not added)
+            "logit_scale": 100.0,  # main.py: clip_logits = 100. * f @ W; "model": the checkpoint's own logit scale
             "augment_passes": 10,  # augment_epoch: 10
             "init_alpha": init_alpha,
             "init_beta": 1.0,  # init_beta: 1
@@ -155,9 +157,15 @@ class TipAdapter(ZeroShotCLIP):
         f = normalize(image_features)
         text = normalize(self.text_features() if text is None else text)
         values = self.cache_values_for_classes()
-        if values is None:
+        if values is None:  # exactly zero-shot CLIP's logits
             return self.backbone.logit_scale() * f @ text.t()
-        return tip_logits(f, text, self.keys().float(), values, self.alpha, self.beta, self.backbone.logit_scale())
+        return tip_logits(f, text, self.keys().float(), values, self.alpha, self.beta, self.clip_scale())
+
+    def clip_scale(self) -> float | Tensor:
+        """The multiplier of the CLIP logits: the official constant 100 (released CLIP's own scale) by default, so
+        α keeps its meaning on a checkpoint with another scale; ``method.logit_scale=model`` uses the checkpoint's."""
+        scale = self.cfg["method"].get("logit_scale", 100.0)
+        return self.backbone.logit_scale() if scale == "model" else float(scale)
 
     # -- validation-only α/β search ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -173,7 +181,7 @@ class TipAdapter(ZeroShotCLIP):
         self.eval()
         f = normalize(ctx.features(ctx.val)[0].to(ctx.device))
         labels = ctx.labels(ctx.val).to(ctx.device)
-        clip = self.backbone.logit_scale() * f @ normalize(self.text_features()).t()
+        clip = self.clip_scale() * f @ normalize(self.text_features()).t()
         affinity = f @ self.keys().float().t()
         betas = grid(m["search_scale"][0], m["search_step"][0])
         alphas = grid(m["search_scale"][1], m["search_step"][1])

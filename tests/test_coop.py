@@ -72,3 +72,30 @@ def test_zeroshot_ensemble_averages_templates(tiny_backbone):
     f = m.text_features()
     assert f.shape == (3, tiny_backbone.embed_dim) and torch.allclose(f.norm(dim=-1), torch.ones(3), atol=1e-5)
     assert m.num_trainable() == 0
+
+
+@pytest.mark.parametrize("method", ["zeroshot", "tip_adapter"])
+def test_imagenet_ensembles_exactly_the_seven_templates_other_datasets_add_their_own(tiny_backbone, method):
+    """CoOp's ZeroshotCLIP2 adds CUSTOM_TEMPLATES[dataset] except on ImageNet; Tip-Adapter's ImageNet uses the 7."""
+    from bench.model.backbone import normalize
+    from bench.model.templates import IMAGENET_TEMPLATES_SELECT
+
+    seven = [
+        "itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
+        "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
+    ]  # fmt: skip
+    assert seven == IMAGENET_TEMPLATES_SELECT
+    m = build(method, tiny_backbone, dataset="imagenet", ensemble=True)
+    assert m.templates() == seven
+    if method == "zeroshot":
+        m.set_classnames(["cat"], "a photo of a {} texture.")
+        assert build(method, tiny_backbone, dataset="dtd", ensemble=True).templates()[-1] == "a photo of a {}."
+        assert build(method, tiny_backbone, dataset="dtd").templates() == ["a photo of a {}."]
+    m.set_classnames(["cat", "dog"], "a photo of a {}.")
+    tok = tiny_backbone.tokenize
+    expected = normalize(
+        torch.stack(
+            [normalize(tiny_backbone.encode_text(tok([t.format(c) for c in ["cat", "dog"]]))) for t in seven]
+        ).mean(0)
+    )
+    assert torch.allclose(m.zero_shot_text_features(), expected, atol=1e-6)

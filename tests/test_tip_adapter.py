@@ -135,7 +135,7 @@ def test_tip_adapter_reduces_to_zero_shot_on_other_classes(tiny):
         full = build("tip_adapter", tiny)
         full.load_learned_state_dict(m.learned_state_dict())
         full.eval()
-        torch.testing.assert_close(m(features=f), full(features=f)[:, [3, 1]])
+        torch.testing.assert_close(m(features=f), full(features=f)[:, [3, 1]], rtol=1e-5, atol=1e-4)  # logits ~100
 
 
 def test_tip_adapter_checkpoint_round_trip(tiny):
@@ -169,3 +169,17 @@ def test_tip_adapter_f_trains_keys_and_selects_epoch_on_val(tiny):
     fresh = build("tip_adapter_f", tiny)
     fresh.load_learned_state_dict(m.learned_state_dict())
     assert torch.equal(fresh.adapter, m.adapter)
+
+
+def test_tip_adapter_multiplies_clip_logits_by_the_official_100_unless_told_to_use_the_models(tiny):
+    ctx = StubContext(tiny)
+    f = normalize(ctx._feats(ctx.test, 0))
+    for option, scale in ((None, 100.0), ("model", float(tiny.logit_scale())), (30.0, 30.0)):
+        m = build("tip_adapter", tiny) if option is None else build("tip_adapter", tiny, logit_scale=option)
+        m.before_training(ctx)
+        m.eval()
+        text = normalize(m.text_features())
+        expected = tip_logits(f, text, m.cache_keys, m.cache_values, m.alpha, m.beta, scale)
+        with torch.no_grad():
+            torch.testing.assert_close(m(features=f), expected)
+    assert float(tiny.logit_scale()) != pytest.approx(100.0)  # the two defaults differ on this checkpoint
