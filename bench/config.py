@@ -35,6 +35,7 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "precision": "amp",  # amp (fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
         "augment": "rrc_flip",  # rrc_flip: RandomResizedCrop(0.08-1) + flip, CoOp's train transform | randaugment | none
         "rrc_scale_min": 0.08,
+        "fewshot_draw": "coop",  # coop: Dassl's draw for the run's seed (every method) | tip: Tip-Adapter's seed-1 draw
         "feature_passes": 10,  # frozen-image-encoder methods: augmented feature passes cached and cycled per epoch
         "num_workers": 4,
     },
@@ -130,8 +131,17 @@ _MINIMA = {"epochs": (0, "training epochs"), "batch_size": (1, "images per step"
            "feature_passes": (1, "augmented feature passes")}  # fmt: skip
 
 
+_CHOICES = {"optimizer": ("sgd", "adam", "adamw"), "scheduler": ("cosine", "constant"), "scheduler_step": ("epoch", "iter"),
+            "precision": ("amp", "bf16", "fp32"), "augment": ("rrc_flip", "randaugment", "none"),
+            "fewshot_draw": ("coop", "tip")}  # fmt: skip
+
+
 def validate(cfg: Mapping[str, Any]) -> None:
-    """Reject values no training can use (negative epochs, a zero batch) before any run starts."""
+    """Reject values no training can use (negative epochs, a zero batch, an unknown optimizer) before any run starts."""
+    for key, allowed in _CHOICES.items():
+        value = cfg.get("train", {}).get(key)
+        if value is not None and value not in allowed:
+            raise ConfigError(f"train.{key}={value!r}: use one of {', '.join(allowed)}")
     for key, (low, what) in _MINIMA.items():
         value = cfg.get("train", {}).get(key)
         if value is not None and value < low:

@@ -192,6 +192,12 @@ def dassl_fewshot(
     return train_k, val_k
 
 
+def tip_fewshot(train: Sequence[Datum], val: Sequence[Datum], num_shots: int) -> tuple[list[Datum], list[Datum]]:
+    """Tip-Adapter's own draw (``main.py``): ``random.seed(1)`` whatever the run's seed, ``num_shots`` per class with
+    replacement for classes that have fewer (its ``generate_fewshot_dataset(repeat=True)``); validation is not drawn."""
+    return fewshot(train, num_shots, random.Random(1), repeat=True), list(val)
+
+
 def subsample_classes(items: Sequence[Datum], subset: str, labels: Sequence[int] | None = None) -> list[Datum]:
     """CoOp's base/novel split: base = first ceil(n/2) labels, novel = the rest, relabelled from 0.
 

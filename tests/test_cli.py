@@ -129,6 +129,8 @@ def test_list_commands():
         (["--datasets", "mnist"], "not in the real suite"),
         (["--cfg-options", "train.lr=fast"], "train.lr='fast': expected a float"),
         (["--cfg-options", "train.nope=1"], "unknown key"),
+        (["--cfg-options", "train.augment=crop"], "train.augment='crop': use one of rrc_flip, randaugment, none"),
+        (["--cfg-options", "train.fewshot_draw=tipadapter"], "train.fewshot_draw='tipadapter': use one of coop, tip"),
         (["--seeds", "one"], "--seeds 'one'"),
     ],
 )

@@ -12,7 +12,7 @@ import pytest
 from coop_fixture import SUPPORTED, make_coop_data, split_counts
 
 from bench.datasets import readers
-from bench.datasets.base import Datum, dassl_fewshot, subsample_classes, subset_classnames
+from bench.datasets.base import Datum, dassl_fewshot, subsample_classes, subset_classnames, tip_fewshot
 from bench.errors import DataError
 from bench.registry import get_dataset
 
@@ -138,6 +138,42 @@ def test_fewshot_matches_dassl_algorithm() -> None:
     random.seed(5)
     train_only = dassl(items, 16)
     assert dassl_fewshot(items, val, 16, 5, draw_val=False) == (train_only, val)
+
+
+def test_tip_draw_is_tip_adapters_seed_one_draw_with_replacement() -> None:
+    """Tip-Adapter: ``random.seed(1)`` then per class ``sample`` (``choices`` when a class is short); val untouched."""
+    rng = random.Random(7)
+    items = [Datum(f"/x/{i}.jpg", y, f"c{y}") for i, y in enumerate(rng.choices(range(5), k=40))]
+    items += [Datum("/x/rare.jpg", 5, "c5")]  # one image: drawn 4 times with replacement
+    val = [Datum(f"/v/{i}.jpg", i % 6, f"c{i % 6}") for i in range(30)]
+    random.seed(1)
+    by_label: dict[int, list[Datum]] = defaultdict(list)
+    for d in items:
+        by_label[d.label].append(d)
+    want = [x for g in by_label.values() for x in (random.sample(g, 4) if len(g) >= 4 else random.choices(g, k=4))]
+    train, kept_val = tip_fewshot(items, val, 4)
+    assert train == want and kept_val == val
+    assert [d.impath for d in train if d.label == 5] == ["/x/rare.jpg"] * 4
+
+
+def test_tip_draw_option_is_seed_independent_and_stored_apart(tmp_path: Path) -> None:
+    from bench.sweep.plan import RunSpec
+    from bench.sweep.runner import fewshot_split, read_dataset
+
+    root = make_coop_data(tmp_path / "data", ["dtd"], n_classes=4, train_per_class=8, val_per_class=6)
+    reader, splits = read_dataset("dtd", str(root))
+
+    def draw(seed: int, kind: str) -> tuple:
+        cfg = {"train": {"fewshot_draw": kind}}
+        spec = RunSpec("tip_adapter", "real", "dtd", "all", seed, 4, "bench-tiny", "none", cfg, "h", [], str(root),
+                       str(tmp_path / "res"))  # fmt: skip
+        return fewshot_split(spec, reader, splits)
+
+    assert draw(1, "tip") == draw(2, "tip") != draw(1, "coop")
+    assert draw(1, "coop") != draw(2, "coop")
+    assert len(draw(1, "tip")[1]) == len(splits.val)  # validation is not drawn
+    stored = sorted(p.name for p in (tmp_path / "res/splits/real/dtd").glob("*.json"))
+    assert stored == ["shot4_seed1.json", "shot4_seed2.json", "shot4_tip.json"]
 
 
 def test_base_novel_split_and_relabel(data: Path) -> None:

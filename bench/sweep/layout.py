@@ -5,7 +5,7 @@
     results/
       records/<suite>/<protocol>/<method>-<config hash>/<backbone>__<weights>/<dataset>__<subset>/shots<k>_seed<s>.json
       checkpoints/<method>-<config hash>/<backbone>__<weights>/<train dataset>__<subset>/shots<k>_seed<s>.pt
-      splits/<suite>/<dataset>/shot<k>_seed<s>.json     the few-shot draws (portable JSON with a hash)
+      splits/<suite>/<dataset>/shot<k>_seed<s>.json     the few-shot draws (portable JSON with a hash; _tip.json: Tip's)
       cache/                                            decoded images and frozen features, shared by runs
       plans/plan-<timestamp>.json                       what each `bench run` planned (for the missing-runs list)
       slurm/<job id>/                                   submitit logs
@@ -69,8 +69,10 @@ class ResultsLayout:
         """The path whose ``.lock`` file serialises one run across processes (beside its checkpoint)."""
         return self.checkpoint(spec).with_suffix(".run")
 
-    def split(self, suite: str, dataset: str, shots: int, seed: int) -> Path:
-        return self.root / "splits" / suite / dataset / f"shot{shots}_seed{seed}.json"
+    def split(self, suite: str, dataset: str, shots: int, seed: int, draw: str = "coop") -> Path:
+        """The stored few-shot draw; Tip-Adapter's own draw ignores the seed, so all seeds share one file."""
+        name = f"shot{shots}_seed{seed}.json" if draw == "coop" else f"shot{shots}_{draw}.json"
+        return self.root / "splits" / suite / dataset / name
 
     def records(self) -> Iterator[Path]:
         return iter(sorted(self.records_dir.rglob("*.json")))

@@ -31,6 +31,7 @@ from bench.datasets.base import (
     items_to_json,
     subsample_classes,
     subset_classnames,
+    tip_fewshot,
 )
 from bench.errors import BenchError, DataError
 from bench.io import atomic_write, atomic_write_json, digest, lock, set_aside
@@ -56,9 +57,13 @@ def read_dataset(name: str, root: str) -> tuple[DatasetReader, DatasetSplits]:
 
 
 def fewshot_split(spec: RunSpec, reader: DatasetReader, splits: DatasetSplits) -> tuple[list[Datum], list[Datum], str]:
-    """The seed's few-shot train/val draw, stored once as portable JSON; returns (train, val, split hash)."""
+    """The seed's few-shot train/val draw, stored once as portable JSON; returns (train, val, split hash).
+
+    ``train.fewshot_draw=tip`` takes Tip-Adapter's official draw instead (seed 1 for every run, full validation set).
+    """
     root = Path(spec.data_root)
-    path = spec.layout.split(spec.suite, reader.name, spec.shots, spec.seed)
+    draw = spec.config.get("train", {}).get("fewshot_draw", "coop")
+    path = spec.layout.split(spec.suite, reader.name, spec.shots, spec.seed, draw)
     with lock(path):
         if path.exists():
             try:
@@ -68,9 +73,13 @@ def fewshot_split(spec: RunSpec, reader: DatasetReader, splits: DatasetSplits) -
             except (ValueError, KeyError) as e:
                 raise DataError(f"few-shot split {path} is malformed ({e}); delete it to redraw") from None
         else:
-            train, val = dassl_fewshot(splits.train, splits.val, spec.shots, spec.seed, draw_val=reader.draw_val)
+            if draw == "tip":
+                train, val = tip_fewshot(splits.train, splits.val, spec.shots)
+            else:
+                train, val = dassl_fewshot(splits.train, splits.val, spec.shots, spec.seed, draw_val=reader.draw_val)
             rows = {"train": items_to_json(train, root), "val": items_to_json(val, root)}
-            atomic_write_json(path, {**rows, "shots": spec.shots, "seed": spec.seed, "hash": digest(rows)})
+            seed = spec.seed if draw == "coop" else 1
+            atomic_write_json(path, {**rows, "shots": spec.shots, "seed": seed, "draw": draw, "hash": digest(rows)})
     # the record's split hash covers the draw (as stored beside it) and the test list
     return train, val, digest([digest(rows), digest(items_to_json(splits.test, root))])
 
