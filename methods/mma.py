@@ -58,19 +58,32 @@ class MMA(Method):
         n_blocks = min(len(backbone.vision_blocks), len(backbone.text_blocks))
         layers = layer_range(m["adapter_start"], m["adapter_end"], n_blocks)
         self.adapter = MultiModalAdapter(
-            backbone, layers, m["adapter_dim"], m["adapter_scale"], m["activation"], m["grad_scale"]
-        )
+            backbone, layers, m["adapter_dim"], m["adapter_scale"], m["activation"], m["grad_scale"],
+            shared_layer=m.get("shared_layer", True),  # an RMAdapter option (Eq. 9); MMA always has the layer
+        )  # fmt: skip
         self.register_buffer("token_ids", torch.zeros(0, dtype=torch.long), persistent=False)
 
     def set_classnames(self, classnames: Sequence[str], template: str = MMA_TEMPLATE) -> None:
         super().set_classnames(classnames, self.cfg["method"]["template"])  # MMA ignores the dataset's template
         self.token_ids = self.backbone.tokenize(self.prompts())
 
-    def encode_text_adapted(self, taps: list[Tap] | None = None) -> Tensor:
-        return self.backbone.encode_text(self.token_ids, block_fn=self.adapter.block_fn("text", taps))
+    def encode_text_adapted(self, taps: list[Tap] | None = None, full_length: bool = False) -> Tensor:
+        fn = self.adapter.block_fn("text", taps)
+        return self.backbone.encode_text(self.token_ids, block_fn=fn, full_length=full_length)
 
-    def encode_image_adapted(self, images: Tensor, taps: list[Tap] | None = None) -> Tensor:
-        return self.backbone.encode_image(images, block_fn=self.adapter.block_fn("visual", taps))
+    def encode_image_adapted(
+        self, images: Tensor | None, taps: list[Tap] | None = None, tokens: Tensor | None = None
+    ) -> Tensor:
+        """Adapted image features; ``tokens`` (from :meth:`frozen_prefix`) skips the blocks below the first adapter."""
+        fn = self.adapter.block_fn("visual", taps)
+        if tokens is None:
+            return self.backbone.encode_image(images, block_fn=fn)
+        return self.backbone.encode_image_from(tokens, self.adapter.layers[0], block_fn=fn)
+
+    @torch.no_grad()
+    def frozen_prefix(self, images: Tensor) -> Tensor:
+        """The tokens entering the first adapted block: the same for the adapted and the frozen image pass."""
+        return self.backbone.image_tokens(images, upto=self.adapter.layers[0])
 
     def compute_text_features(self) -> Tensor:
         return self.encode_text_adapted()

@@ -11,7 +11,7 @@ is a named option under ``method`` whose default is the best-supported guess; th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,13 @@ from bench.registry import register_method
 
 from .mma import MMA, mma_config
 
+if TYPE_CHECKING:
+    from bench.model.context import FitContext
+
 RECONSTRUCT = {"both": ("visual", "text"), "visual": ("visual",), "text": ("text",), "none": ()}
+CHOICES = {"reconstruct": tuple(RECONSTRUCT), "con_text_classes": ("all", "label"), "rec_reduction": ("mean", "norm"),
+           "rec_text_tokens": ("real", "all"), "rec_target": ("input", "output"),
+           "con_image_target": ("augmented", "clean")}  # fmt: skip
 
 
 @register_method("rmadapter")
@@ -54,8 +60,20 @@ class RMAdapter(MMA):
                 # §5.3 guess: "local" loss — reconstruct ln_1(x) from a detached copy, so L_rec never reaches
                 # earlier blocks (Fig. 3: "without the need for layer-wise backpropagation").
                 "rec_detach_input": True,
-                # §5.6 guess: Eq. 11 sums over layers; each layer's term is the mean squared error.
+                # §5.6 guess: Eq. 11 sums over layers ("sum" | "mean")...
                 "rec_layer_reduction": "sum",
+                # ...of a per-token error that is the squared L2 norm divided by the width d ("mean": the 1/d of
+                # 768 visual / 512 text is folded into λ1/λ2) or the norm itself ("norm": Eq. 11 literally, so
+                # λ_norm = λ_mean / d gives the same loss), averaged over a sample's tokens.
+                "rec_reduction": "mean",
+                # Text tokens the reconstruction averages over: each prompt's own ("real": up to its end-of-text, so a
+                # class's term does not depend on the other class names in the list) or all 77 positions ("all").
+                "rec_text_tokens": "real",
+                # §5.2: what is reconstructed — the adapter input ln_1(x) ("input": Fig. 2, "reconstruct input x")
+                # or the block's adapted output ("output": Eqs. 11–12's [c_i, E_i] / W_i, in that block's ln_1).
+                "rec_target": "input",
+                # §5.4: the adaptation branch keeps MMA's cross-modal r×r layer (true) or is Eq. 9's up(down(x)).
+                "shared_layer": True,
                 # λ1 (visual), λ2 (text): not published (supplementary unavailable); 1.0 is a neutral start to sweep.
                 # Note: with α's gradient-scale trick the CE/consistency gradients reach the adapters ×1/α, L_rec's
                 # do not, so its pull on the shared down-projection is relatively weak at λ ~ 1.
@@ -67,6 +85,10 @@ class RMAdapter(MMA):
                 "lambda_con_text": 25.0,
                 # §5.6 guess: text consistency over all class embeddings (PromptSRC) | "label": the batch's classes.
                 "con_text_classes": "all",
+                # §5.7: the frozen image target is frozen CLIP on the same augmented image ("augmented", PromptSRC's
+                # way) or on the un-augmented image ("clean": the paper trains "without relying on data
+                # augmentation"; read from the feature cache once, so the term costs no extra image pass).
+                "con_image_target": "augmented",
             }
         )
         return cfg
@@ -76,8 +98,10 @@ class RMAdapter(MMA):
         m = cfg["method"]
         if m["reconstruct"] not in RECONSTRUCT:
             raise ConfigError(f"method.reconstruct={m['reconstruct']!r}; use one of {', '.join(RECONSTRUCT)}")
-        if m["con_text_classes"] not in ("all", "label"):
-            raise ConfigError(f"method.con_text_classes={m['con_text_classes']!r}; use all or label")
+        for key, allowed in CHOICES.items():
+            if m[key] not in allowed:
+                raise ConfigError(f"method.{key}={m[key]!r}; use one of {', '.join(map(str, allowed))}")
+        self._clean_features: Tensor | None = None
         towers = RECONSTRUCT[m["reconstruct"]]
         self.rec = (
             ReconstructionBranch(
@@ -91,6 +115,29 @@ class RMAdapter(MMA):
         """λ of a reconstruction term; 0 when that tower does not reconstruct."""
         return float(self.cfg["method"][key]) if self.rec is not None and tower in self.rec.towers else 0.0
 
+    def before_training(self, ctx: FitContext) -> None:
+        super().before_training(ctx)
+        if self.cfg["method"]["consistency"] and self.cfg["method"]["con_image_target"] == "clean":
+            self._clean_features = ctx.features(ctx.train)[0]  # frozen CLIP, test preprocessing, cached on disk
+
+    def after_training(self, ctx: FitContext) -> None:
+        self._clean_features = None
+        super().after_training(ctx)
+
+    def _frozen_image(self, batch: Batch, tokens: Tensor) -> Tensor:
+        """Frozen CLIP's feature of each batch image: the clean cached one, or the same augmented image's."""
+        if self._clean_features is not None:
+            if batch.index is None:
+                raise RuntimeError("con_image_target=clean needs the batch's item indices")
+            return self._clean_features[batch.index.cpu()].to(tokens.device)
+        with torch.no_grad():  # the blocks below the first adapter were shared with the adapted pass
+            return self.backbone.encode_image_from(tokens, self.adapter.layers[0])
+
+    def text_token_mask(self) -> Tensor:
+        """(n_cls, L): each prompt's positions up to and including its end-of-text token."""
+        eot = self.token_ids.argmax(dim=-1, keepdim=True)
+        return torch.arange(self.token_ids.shape[1], device=eot.device).unsqueeze(0) <= eot
+
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         m = self.cfg["method"]
         lam_rv, lam_rt = self._weight("lambda_rec_visual", "visual"), self._weight("lambda_rec_text", "text")
@@ -98,20 +145,22 @@ class RMAdapter(MMA):
         lam_ct = float(m["lambda_con_text"]) if m["consistency"] else 0.0
         taps_v: list[Tap] | None = [] if lam_rv else None
         taps_t: list[Tap] | None = [] if lam_rt else None
+        all_tokens = bool(lam_rt) and m["rec_text_tokens"] == "all"
 
-        image = self.encode_image_adapted(batch.images, taps_v)
-        text = self.encode_text_adapted(taps_t)
+        tokens = self.frozen_prefix(batch.images)  # blocks below the first adapter run once for both image passes
+        image = self.encode_image_adapted(None, taps_v, tokens)
+        text = self.encode_text_adapted(taps_t, full_length=all_tokens)
         img_n, txt_n = normalize(image), normalize(text)
         logits = self.backbone.logit_scale() * img_n @ txt_n.t()
         terms = {"ce": F.cross_entropy(logits, batch.labels)}
+        rec = {"reduction": m["rec_layer_reduction"], "target": m["rec_target"], "per_vector": m["rec_reduction"]}
         if lam_rv:
-            terms["rec_visual"] = lam_rv * self.rec.loss(self.adapter, "visual", taps_v, m["rec_layer_reduction"])
+            terms["rec_visual"] = lam_rv * self.rec.loss(self.adapter, "visual", taps_v, **rec)
         if lam_rt:
-            terms["rec_text"] = lam_rt * self.rec.loss(self.adapter, "text", taps_t, m["rec_layer_reduction"])
+            mask = None if all_tokens else self.text_token_mask()
+            terms["rec_text"] = lam_rt * self.rec.loss(self.adapter, "text", taps_t, **rec, token_mask=mask)
         if lam_ci:
-            with torch.no_grad():
-                frozen_img = self.backbone.encode_image(batch.images)  # same augmented image (§5.7)
-            terms["con_image"] = lam_ci * consistency_loss(image, frozen_img)
+            terms["con_image"] = lam_ci * consistency_loss(image, self._frozen_image(batch, tokens))
         if lam_ct:
             frozen_txt = self.frozen_text_features()
             if m["con_text_classes"] == "label":

@@ -25,18 +25,36 @@ def test_list_methods_names_are_whole_at_80_columns_and_in_a_pipe() -> None:
     assert row.split("│")[2].strip() == "256"  # 4 context tokens x width 64 of bench-tiny's text tower
 
 
-def test_perf_measures_every_method_it_is_given() -> None:
-    args = ["perf", "--method", "zeroshot,cocoop", "--backbone", "bench-tiny", "--device", "cpu", "--batch-size", "4",
-            "--steps", "2", "--reference", "coop"]  # fmt: skip
-    r = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
-    assert r.exit_code == 0, r.output
+def _perf(*extra: str) -> tuple[int, str, dict[str, list[str]]]:
+    args = ["perf", "--backbone", "bench-tiny", "--device", "cpu", "--batch-size", "4", "--steps", "2", *extra]
+    r = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]] for line in r.output.splitlines()
             if line.startswith("│")}  # fmt: skip
-    trainable, bare, harness, overhead, evaluation, ratio = rows["coop"]  # the reference is measured too
+    return r.exit_code, r.output, rows
+
+
+def test_perf_measures_every_method_it_is_given() -> None:
+    code, output, rows = _perf("--method", "zeroshot,cocoop", "--reference", "coop")
+    assert code == 0, output
+    trainable, bare, harness, overhead, evaluation, saved, ratio, saved_ratio = rows["coop"]  # the reference too
     assert trainable == "256" and float(bare.replace(",", "")) > 0 and float(harness.replace(",", "")) > 0
     assert re.fullmatch(r"-?[\d,]+%", overhead) and float(evaluation.replace(",", "")) > 0 and ratio == "1.00"
-    assert float(rows["cocoop"][5]) > 0  # CoCoOp's step time as a multiple of CoOp's
-    assert rows["zeroshot"][1] == "-" and rows["zeroshot"][5] == "-"  # nothing to train
+    assert float(saved) > 0 and saved_ratio == "1.00"
+    assert float(rows["cocoop"][6]) > 0  # CoCoOp's step time as a multiple of CoOp's
+    assert float(rows["cocoop"][7]) > 1  # and its activations: the meta-net makes a text pass per image
+    assert rows["zeroshot"][1] == "-" and rows["zeroshot"][6] == "-"  # nothing to train
+
+
+def test_perf_options_reach_the_methods_that_have_them_and_not_the_reference() -> None:
+    place = ["method.adapter_start=2", "method.adapter_end=4"]
+    opts = [x for o in place for x in ("--cfg-options", o)]
+    code, output, rows = _perf("--method", "rmadapter", "--reference", "mma", *opts)
+    assert code != 0 and "do not fit a backbone with 4 blocks" in output  # the reference keeps MMA's layers 5-12
+    code, output, rows = _perf("--method", "mma,rmadapter", *opts, "--cfg-options", "method.con_image_target=clean")
+    assert code == 0, output
+    assert "con_image_target=clean" in output and float(rows["rmadapter"][5]) > float(rows["mma"][5]) > 0
+    code, output, _ = _perf("--method", "coop", "--cfg-options", "method.con_image_target=clean")
+    assert code == 2 and "no measured method has this key" in output
 
 
 def test_toy_probe_compares_checkpoints() -> None:

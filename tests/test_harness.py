@@ -254,10 +254,10 @@ def test_two_views_are_two_independent_augmentations_of_the_same_image(tmp_path)
     Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
     torch.manual_seed(0)
     ds = ImageDataset([Datum(str(path), 3, "a")], train_transform(32, "randaugment"), views=2)
-    views, label = ds[0]
-    assert views.shape == (2, 3, 32, 32) and views.dtype == torch.uint8 and label == 3
+    views, label, index = ds[0]
+    assert views.shape == (2, 3, 32, 32) and views.dtype == torch.uint8 and label == 3 and index == 0
     assert not torch.equal(views[0], views[1])  # RandAugment drew different ops for the two views
-    single, _ = ImageDataset(ds.items, train_transform(32, "none"))[0]
+    single, *_ = ImageDataset(ds.items, train_transform(32, "none"))[0]
     assert single.shape == (3, 32, 32)
 
 

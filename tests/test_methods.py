@@ -50,6 +50,7 @@ def test_vit_b16_parameter_counts(vitb16, name):
         ({"rec_layers": 3}, REC_PARAMS + 16 * (32 * 32 + 32)),
         ({"sharing": "up"}, 8 * (768 * 32 + 32 + 512 * 32 + 32 + 2 * (32 * 32 + 32))),
         ({"sharing": "independent"}, REC_PARAMS + 8 * (768 * 32 + 32 + 512 * 32 + 32)),
+        ({"shared_layer": False}, REC_PARAMS - 8 * (32 * 32 + 32)),  # Eq. 9: no cross-modal r×r layer
     ],
 )
 def test_rmadapter_ablation_sizes(vitb16, options, added):
@@ -181,13 +182,13 @@ def test_rmadapter_loss_terms_present_and_positive(tiny):
 def test_rmadapter_each_weight_switches_its_term_off(tiny, monkeypatch, options, absent):
     m = build("rmadapter", tiny, **options)
     calls = {"image": 0, "rec": 0}
-    encode_image, rec_loss = tiny.encode_image, type(m.rec).loss if m.rec is not None else None
+    encode_image, rec_loss = tiny.encode_image_from, type(m.rec).loss if m.rec is not None else None
 
     def count_image(*a, **k):
         calls["image"] += 1
         return encode_image(*a, **k)
 
-    monkeypatch.setattr(tiny, "encode_image", count_image)
+    monkeypatch.setattr(tiny, "encode_image_from", count_image)
     if rec_loss is not None:
 
         def count_rec(self, *a, **k):

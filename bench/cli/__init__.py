@@ -230,9 +230,19 @@ def perf(
     reference: Annotated[
         str | None, typer.Option(help="Also print each method's training step time as a multiple of this method's.")
     ] = None,
+    cfg_options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cfg-options",
+            help="key=value overrides for each listed method that has the key (not the "
+            "reference), e.g. method.con_image_target=clean",
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
-    """Throughput: training and evaluation images/s per method, and the harness's overhead over a bare loop."""
-    from bench.model.perf import measure
+    """Throughput: training and evaluation images/s per method, the harness's overhead over a bare loop, and the
+    activations a training step keeps for its backward pass (a memory figure that a CPU can measure too)."""
+    from bench.config import parse_cfg_options
+    from bench.model.perf import measure, method_options
     from bench.registry import METHODS, parse_names
 
     with user_errors():
@@ -240,23 +250,39 @@ def perf(
 
         dev = device or default_device()
         names = parse_names(method, METHODS)
+        options = parse_cfg_options(cfg_options or [])
+        per_method = {name: method_options(name, options) for name in names if name != reference}
+        unused = set(options) - {k for opts in per_method.values() for k in opts}
+        if unused:
+            raise ConfigError(f"--cfg-options {', '.join(sorted(unused))}: no measured method has this key")
         if reference is not None and reference not in names:
             names = [reference, *names]  # measured in the same run, so the ratio compares like with like
-        results = {name: measure(name, backbone, pretrained, dev, batch_size, steps) for name in names}
+        results = {
+            n: measure(n, backbone, pretrained, dev, batch_size, steps, options=per_method.get(n)) for n in names
+        }
         columns = ["method", "trainable", "train img/s (bare)", "train img/s (harness)", "overhead", "eval img/s"]
+        columns.append("saved MB")
         if reference is not None:
-            columns.append(f"step time × {reference}")
-        table = Table(*columns, title=f"{backbone}/{pretrained} on {dev}, batch {batch_size}")
-        ref = results[reference].get("train_bare_img_s") if reference is not None else None
+            columns += [f"step time × {reference}", f"saved × {reference}"]
+        title = f"{backbone}/{pretrained} on {dev}, batch {batch_size}" + (
+            f"; {' '.join(cfg_options)}" if options else ""
+        )
+        table = Table(*columns, title=title)
+        ref = results[reference] if reference is not None else {}
         for name, r in results.items():
             cells = [_rate(r.get(k)) for k in ("train_bare_img_s", "train_harness_img_s")]
             cells.append(f"{r['harness_overhead_pct']:.0f}%" if "harness_overhead_pct" in r else "-")
             cells.append(_rate(r.get("eval_img_s")))
+            cells.append(f"{r['saved_mb']:,.1f}" if "saved_mb" in r else "-")
             if reference is not None:
-                bare = r.get("train_bare_img_s")
-                cells.append(f"{ref / bare:.2f}" if ref and bare else "-")
+                cells.append(_ratio(ref.get("train_bare_img_s"), r.get("train_bare_img_s")))
+                cells.append(_ratio(r.get("saved_mb"), ref.get("saved_mb")))
             table.add_row(name, f"{int(r['trainable_params']):,}", *cells)
         console.print(table)
+
+
+def _ratio(num: float | None, den: float | None) -> str:
+    return f"{num / den:.2f}" if num and den else "-"
 
 
 def _rate(value: float | None) -> str:

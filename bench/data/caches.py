@@ -65,8 +65,8 @@ def load_image(path: str) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    """(uint8 image tensor, label) pairs for a list of items; with ``views=k``, k independent transforms of the same
-    image stacked as (k, C, H, W) (Dassl's ``K_TRANSFORMS``)."""
+    """(uint8 image tensor, label, index) triples for a list of items; with ``views=k``, k independent transforms of
+    the same image stacked as (k, C, H, W) (Dassl's ``K_TRANSFORMS``)."""
 
     def __init__(self, items: Sequence[Datum], transform: T.Compose, views: int = 1) -> None:
         self.items, self.transform, self.views = list(items), transform, views
@@ -74,12 +74,12 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[Tensor, int, int]:
         d = self.items[i]
         img = load_image(d.impath)
         if self.views == 1:
-            return self.transform(img), d.label
-        return torch.stack([self.transform(img) for _ in range(self.views)]), d.label
+            return self.transform(img), d.label, i
+        return torch.stack([self.transform(img) for _ in range(self.views)]), d.label, i
 
 
 class Normalizer:
@@ -116,7 +116,7 @@ class Caches:
 
         def build() -> Callable[[Path], None]:
             loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
-            arr = np.concatenate([x.numpy() for x, _ in loader]) if items else np.zeros((0, 3, size, size))
+            arr = np.concatenate([x.numpy() for x, *_ in loader]) if items else np.zeros((0, 3, size, size))
             return lambda tmp: np.save(tmp.open("wb"), arr.astype(np.uint8))
 
         def load(p: Path) -> np.ndarray | None:
@@ -178,7 +178,7 @@ class Caches:
         else:
             torch.manual_seed(seed)  # augmentation randomness in the main process (num_workers=0)
             tf = train_transform(backbone.image_size, augment, scale_min)
-            batches = (x for x, _ in _loader(items, tf, batch_size, self.num_workers, seed))
+            batches = (x for x, *_ in _loader(items, tf, batch_size, self.num_workers, seed))
         feats = []
         with autocast(device):
             for x in batches:

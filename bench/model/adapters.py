@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import ConfigError
@@ -106,18 +105,21 @@ def layer_range(start: int, end: int, n_blocks: int, what: str = "adapter") -> l
 
 @dataclass
 class Tap:
-    """What one adapted block saw: its LN1-normalised input ``h`` (the adapter input) and the bottleneck code."""
+    """What one adapted block saw: its LN1-normalised input ``h`` (the adapter input), the bottleneck code, and the
+    block's adapted output ``out`` (RMAdapter's ``rec_target=output``, Eqs. 11–12 read literally)."""
 
     layer: int
     h: Tensor
     code: Tensor
+    out: Tensor | None = None
 
 
 class MultiModalAdapter(nn.Module):
     """MMA's adapters: per tower and layer ``down`` (d→r, σ) and ``up`` (r→d); per layer a ``shared`` (r→r, σ).
 
     The branch reads the block's own frozen ``ln_1`` of the block *input* and is added to the block *output*, on all
-    tokens (MMA clip/model.py; RMAdapter Eqs. 14–15). ``grad_scale_trick`` switches MMA's gradient scaling.
+    tokens (MMA clip/model.py; RMAdapter Eqs. 14–15). ``grad_scale_trick`` switches MMA's gradient scaling;
+    ``shared_layer=False`` drops the cross-modal r×r layer (RMAdapter's Eq. 9 as printed: ``up(down(x))``).
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class MultiModalAdapter(nn.Module):
         act: str = "relu",
         grad_scale_trick: bool = True,
         towers: Sequence[str] = TOWERS,
+        shared_layer: bool = True,
     ) -> None:
         super().__init__()
         self.layers = list(layers)
@@ -144,7 +147,12 @@ class MultiModalAdapter(nn.Module):
                 {str(i): nn.Sequential(nn.Linear(width, dim), activation(act)) for i in layers}
             )
             self.up[tower] = nn.ModuleDict({str(i): nn.Linear(dim, width) for i in layers})
-        self.shared = nn.ModuleDict({str(i): nn.Sequential(nn.Linear(dim, dim), activation(act)) for i in layers})
+        self.shared = nn.ModuleDict(
+            {
+                str(i): nn.Sequential(nn.Linear(dim, dim), activation(act)) if shared_layer else nn.Identity()
+                for i in layers
+            }
+        )
         kaiming_init_(self)
 
     def ln_1(self, tower: str, layer: int) -> nn.Module:
@@ -168,6 +176,8 @@ class MultiModalAdapter(nn.Module):
             out = block(x)
             if layer in adapted:
                 out = out + self.branch(tower, layer, x, taps).to(out.dtype)
+                if taps is not None:
+                    taps[-1].out = out
             return out
 
         return fn
@@ -230,26 +240,79 @@ class ReconstructionBranch(nn.Module):
                 self.out[tower] = nn.ModuleDict({str(i): nn.Linear(r, width) for i in adapter.layers})
         kaiming_init_(self)
 
-    def reconstruct(self, adapter: MultiModalAdapter, tower: str, tap: Tap) -> tuple[Tensor, Tensor]:
-        """(reconstruction, target) for one tapped layer."""
+    def reconstruct(
+        self, adapter: MultiModalAdapter, tower: str, tap: Tap, target: str = "input"
+    ) -> tuple[Tensor, Tensor]:
+        """(reconstruction, target) for one tapped layer.
+
+        ``target="input"``: the adapter input ``ln_1(x)`` (Fig. 2, "reconstruct input x"); ``"output"``: the block's
+        adapted output, in the same block's ``ln_1`` normalisation (Eqs. 11–12's ``[c_i, E_i]``), which costs a second
+        down-projection on that tensor.
+        """
         key = str(tap.layer)
-        target = tap.h.detach()
-        if self.sharing == "down":
-            code = adapter.down[tower][key](target) if self.detach_input else tap.code
+        down = adapter.down[tower][key] if self.sharing == "down" else self.down[tower][key]
+        if target == "input":
+            source = tap.h
+        elif target == "output":
+            if tap.out is None:
+                raise RuntimeError("the adapter did not record block outputs")
+            source = adapter.ln_1(tower, tap.layer)(tap.out)
         else:
-            code = self.down[tower][key](target if self.detach_input else tap.h)
+            raise ConfigError(f"unknown reconstruction target {target!r}; use input or output")
+        goal = source.detach()
+        if self.detach_input:
+            code = down(goal)
+        else:
+            code = tap.code if self.sharing == "down" and target == "input" else down(source)
         z = self.hidden[tower][key](code)
         out = adapter.up[tower][key](z) if self.sharing == "up" else self.out[tower][key](z)
-        return out, target
+        return out, goal
 
-    def loss(self, adapter: MultiModalAdapter, tower: str, taps: Sequence[Tap], reduction: str = "sum") -> Tensor:
-        """Eq. 11/12: squared error per layer (mean over batch, tokens and channels), summed (or averaged) over layers."""
-        terms = [F.mse_loss(*(t.float() for t in self.reconstruct(adapter, tower, tap))) for tap in taps]
-        if not terms:
+    def errors(
+        self,
+        adapter: MultiModalAdapter,
+        tower: str,
+        taps: Sequence[Tap],
+        target: str = "input",
+        per_vector: str = "mean",
+        token_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Per-layer, per-sample reconstruction errors, shape (layers, N).
+
+        Each token's error is the squared L2 norm of its residual (``per_vector="norm"``, Eq. 11 literally) or that
+        norm divided by the width ``d`` (``"mean"``: λ absorbs 1/d); a sample's error is the mean over its tokens, or
+        over the tokens ``token_mask`` (N, L) marks (a prompt's real tokens), so it does not depend on other samples.
+        """
+        if per_vector not in ("mean", "norm"):
+            raise ConfigError(f"unknown reconstruction reduction {per_vector!r}; use mean or norm")
+        rows = []
+        for tap in taps:
+            rec, goal = self.reconstruct(adapter, tower, tap, target)
+            err = (rec.float() - goal.float()).pow(2)
+            err = err.sum(-1) if per_vector == "norm" else err.mean(-1)  # (N, L)
+            if token_mask is None:
+                rows.append(err.mean(-1))
+            else:
+                m = token_mask[:, : err.shape[1]].to(err.dtype)
+                rows.append((err * m).sum(-1) / m.sum(-1))
+        if not rows:
             raise RuntimeError(f"no {tower} layers were tapped for reconstruction")
-        total = torch.stack(terms)
+        return torch.stack(rows)
+
+    def loss(
+        self,
+        adapter: MultiModalAdapter,
+        tower: str,
+        taps: Sequence[Tap],
+        reduction: str = "sum",
+        target: str = "input",
+        per_vector: str = "mean",
+        token_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Eq. 11/12: the mean over samples of :meth:`errors`, summed (or averaged) over the adapted layers."""
+        per_layer = self.errors(adapter, tower, taps, target, per_vector, token_mask).mean(-1)
         if reduction == "sum":
-            return total.sum()
+            return per_layer.sum()
         if reduction == "mean":
-            return total.mean()
+            return per_layer.mean()
         raise ConfigError(f"unknown reconstruction layer reduction {reduction!r}; use sum or mean")

@@ -168,17 +168,22 @@ class Backbone(nn.Module):
         return self.model.token_embedding(token_ids)
 
     def encode_text(
-        self, token_ids: Tensor, embeddings: Tensor | None = None, block_fn: BlockFn | None = None
+        self,
+        token_ids: Tensor,
+        embeddings: Tensor | None = None,
+        block_fn: BlockFn | None = None,
+        full_length: bool = False,
     ) -> Tensor:
         """Text features (unnormalised) for ``token_ids``; ``embeddings`` replaces the token embeddings (prompts).
 
         With CLIP's causal mask and end-of-text pooling, positions after the last EOT token cannot change the result,
         so the sequence is cut there (12 of 77 positions for 'a photo of a cat.'): exact, and far less text work.
+        ``full_length`` runs all positions anyway (for a ``block_fn`` that reads the padding, e.g. a loss over them).
         """
         m = self.model
         x = self.token_embedding(token_ids) if embeddings is None else embeddings
         mask = m.attn_mask
-        n = self._text_length(token_ids)
+        n = token_ids.shape[1] if full_length else self._text_length(token_ids)
         if n < x.shape[1]:
             token_ids, x = token_ids[:, :n], x[:, :n]
             mask = mask[:n, :n] if mask is not None else None
@@ -201,6 +206,13 @@ class Backbone(nn.Module):
         self, images: Tensor, extra_tokens: Tensor | None = None, block_fn: BlockFn | None = None
     ) -> Tensor:
         """Image features (unnormalised); ``extra_tokens`` (n, width) are appended after the patch tokens."""
+        return self.encode_image_from(self.image_tokens(images, extra_tokens), 0, block_fn)
+
+    def image_tokens(self, images: Tensor, extra_tokens: Tensor | None = None, upto: int = 0) -> Tensor:
+        """The token sequence entering block ``upto`` of the image tower (stem, ``ln_pre``, then blocks ``< upto``).
+
+        A method whose frozen and adapted passes share their lower blocks runs them once (RMAdapter's frozen target).
+        """
         v = self.model.visual
         x = v.conv1(images.to(v.class_embedding.dtype))
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
@@ -209,7 +221,12 @@ class Backbone(nn.Module):
         if extra_tokens is not None:
             x = torch.cat([x, extra_tokens.to(x.dtype).expand(x.shape[0], -1, -1)], dim=1)
         x = v.ln_pre(x)
-        x = self._run_blocks(x, v.transformer, self.vision_blocks, block_fn)
+        return self._run_blocks(x, v.transformer, self.vision_blocks, None, stop=upto)
+
+    def encode_image_from(self, tokens: Tensor, start: int, block_fn: BlockFn | None = None) -> Tensor:
+        """Finish the image tower from ``tokens`` entering block ``start`` (see :meth:`image_tokens`)."""
+        v = self.model.visual
+        x = self._run_blocks(tokens, v.transformer, self.vision_blocks, block_fn, start=start)
         pooled, _ = v._pool(x)
         return pooled @ v.proj if v.proj is not None else pooled
 
@@ -220,9 +237,13 @@ class Backbone(nn.Module):
         blocks: nn.ModuleList,
         block_fn: BlockFn | None,
         attn_mask: Tensor | None = None,
+        start: int = 0,
+        stop: int | None = None,
     ) -> Tensor:
+        """Blocks ``start..stop-1`` (all by default); ``block_fn`` receives each block's absolute index."""
         batch_first = getattr(transformer, "batch_first", True)
-        for i, blk in enumerate(blocks):
+        for i in range(start, len(blocks) if stop is None else stop):
+            blk = blocks[i]
             if batch_first:
 
                 def run(t: Tensor, blk: nn.Module = blk) -> Tensor:

@@ -35,6 +35,7 @@ class Batch:
     images: Tensor | None = None
     features: Tensor | None = None
     images2: Tensor | None = None  # a second augmented view of the same images (``train.views=2``: CoPrompt)
+    index: Tensor | None = None  # positions of the batch's items in ``ctx.train`` (for per-item cached targets)
 
 
 class Method(nn.Module):

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import Tensor
 
-from bench.config import BASE_CONFIG, deep_merge
+from bench.config import BASE_CONFIG, apply_options, deep_merge
 from bench.data.caches import Caches, autocast
 from bench.datasets.base import Datum
 from bench.model.backbone import get_backbone
@@ -39,15 +42,58 @@ def _fake_items(folder: Path, n: int, n_cls: int, size: int) -> list[Datum]:
     return items
 
 
+def saved_activation_bytes(step: Callable[[], Tensor]) -> int:
+    """Bytes of the distinct tensors autograd keeps for the backward pass of ``step()``'s loss.
+
+    What a training step holds beyond the weights, whatever the device: a like-for-like memory figure on a CPU,
+    where no allocator reports a peak.
+    """
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        if t.device.type != "meta" and t.numel():
+            storage = t.untyped_storage()
+            seen[(storage.data_ptr(), t.device.index or 0)] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = step()
+    loss.backward()
+    return sum(seen.values())
+
+
+def method_options(method_name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of dotted ``options`` that ``method_name``'s configuration has (``bench perf --cfg-options``)."""
+    cfg = deep_merge(BASE_CONFIG, get_method(method_name).default_config("base2novel", "perf"))
+    out = {}
+    for key, value in options.items():
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            out[key] = value
+    return out
+
+
+_MISSING = object()
+
+
 def measure(
-    method_name: str, arch: str, pretrained: str, device: str, batch_size: int, steps: int, n_cls: int = 10
+    method_name: str,
+    arch: str,
+    pretrained: str,
+    device: str,
+    batch_size: int,
+    steps: int,
+    n_cls: int = 10,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Train and eval throughput (images/s) of one method; bare vs harness training."""
+    """Train and eval throughput (images/s) of one method, bare vs harness training, and its saved activations."""
     dev = torch.device(device)
     backbone = get_backbone(arch, pretrained, dev)
     cls = get_method(method_name)
     # a dataset no method has settings for: generic defaults, no per-dataset files (CoPrompt's descriptions)
-    cfg = deep_merge(BASE_CONFIG, cls.default_config("base2novel", "perf"))
+    cfg = apply_options(deep_merge(BASE_CONFIG, cls.default_config("base2novel", "perf")), options or {})
     cfg["train"].update(batch_size=batch_size, epochs=1, feature_passes=1)
     method: Method = cls(backbone, cfg, n_cls=n_cls).to(dev)
     names = [f"class {i}" for i in range(n_cls)]
@@ -61,10 +107,15 @@ def measure(
         caches = Caches(Path(tmp) / "cache", num_workers=cfg["train"]["num_workers"] if dev.type == "cuda" else 0)
         ctx = FitContext(backbone, dev, "perf", items, items[:batch_size], names, "a photo of a {}.", 0, caches)
         if method.trains and method.trainable_parameters():
+            method.before_training(ctx)  # per-run state (caches, frozen targets) as in a real run, untimed
             opt = build_optimizer(method.trainable_parameters(), cfg["train"])
             method.train()
             feats = backbone.encode_image(images).detach() if method.frozen_image_encoder else None
-            batch = Batch(labels=labels, images=None if feats is not None else images, features=feats)
+            index = torch.arange(batch_size)  # the batch stands for the first items of ctx.train
+            batch = Batch(labels=labels, images=None if feats is not None else images, features=feats, index=index)
+            with autocast(dev, cfg["train"]["precision"]):
+                out["saved_mb"] = saved_activation_bytes(lambda: sum(method.loss(batch).values())) / 2**20
+            opt.zero_grad(set_to_none=True)
             for i in range(steps + 2):  # two warm-up steps
                 if i == 2:
                     _sync(dev)

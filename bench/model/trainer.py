@@ -153,11 +153,11 @@ class _batches:
             stop = self.steps_per_epoch * self.bs if self.drop_last else len(order)
             for i in range(0, stop, self.bs):
                 idx = order[i : i + self.bs]
-                yield Batch(labels=self.labels[idx].to(device), features=feats[idx].to(device))
+                yield Batch(labels=self.labels[idx].to(device), features=feats[idx].to(device), index=idx)
         else:
-            for images, labels in self.loader:
+            for images, labels, index in self.loader:
                 labels = labels.to(device, non_blocking=True)
                 if images.dim() == 5:  # (B, views, C, H, W)
-                    yield Batch(labels=labels, images=self.norm(images[:, 0]), images2=self.norm(images[:, 1]))
+                    yield Batch(labels, self.norm(images[:, 0]), images2=self.norm(images[:, 1]), index=index)
                 else:
-                    yield Batch(labels=labels, images=self.norm(images))
+                    yield Batch(labels=labels, images=self.norm(images), index=index)
