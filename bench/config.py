@@ -160,9 +160,24 @@ def _valid_keys(cfg: Mapping[str, Any], prefix: str = "") -> str:
     return ", ".join(keys)
 
 
+# Keys added after results existed, with the value that reproduces the earlier behaviour: left out of the hash at
+# that value, so upgrading never re-runs a finished sweep whose results it would not change (other values are hashed).
+HASH_NEUTRAL = {
+    ("train", "fewshot_draw"): "coop",
+    ("method", "own_template"): True,  # zero-shot / Tip ensembles (False on ImageNet changes results: hashed)
+    ("method", "shared_layer"): True,  # RMAdapter
+    ("method", "rec_target"): "input",
+    ("method", "rec_reduction"): "mean",
+    ("method", "con_image_target"): "augmented",
+}
+
+
 def config_hash(method: str, cfg: Mapping[str, Any]) -> str:
     """A short hash of everything in the config that can change results."""
     slim = copy.deepcopy(dict(cfg))
     for section, key in NON_RESULT_KEYS:
         slim.get(section, {}).pop(key, None)
+    for (section, key), neutral in HASH_NEUTRAL.items():
+        if key in slim.get(section, {}) and slim[section][key] == neutral:
+            del slim[section][key]
     return digest({"method": method, "config": slim})[:8]

@@ -43,6 +43,14 @@ def test_bad_cfg_options_are_rejected(opt, match):
         parse_cfg_options(["train.lr"])
 
 
+def test_keys_added_at_their_old_behaviour_do_not_change_finished_runs_hashes():
+    a = {"train": {"lr": 0.1}, "method": {}, "eval": {}}
+    b = {"train": {"lr": 0.1, "fewshot_draw": "coop"}, "method": {"own_template": True}, "eval": {}}
+    assert config_hash("coop", a) == config_hash("coop", b)
+    b["train"]["fewshot_draw"] = "tip"
+    assert config_hash("coop", a) != config_hash("coop", b)
+
+
 def test_config_hash_ignores_speed_only_keys():
     a = {"train": {"lr": 0.1, "num_workers": 4}, "eval": {"batch_size": 100}}
     b = {"train": {"lr": 0.1, "num_workers": 0}, "eval": {"batch_size": 512}}
