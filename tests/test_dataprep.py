@@ -81,6 +81,10 @@ def test_fetch_resumes_and_verifies_md5(server: tuple[str, Path], tmp_path: Path
     assert dest.read_bytes() == payload and not (dest.parent / "a.bin.part").exists()
     with pytest.raises(DataError, match="checksum"):
         net.fetch(f"{url}/a.bin", tmp_path / "b.bin", "0" * 32)
+    sha = hashlib.sha256(payload).hexdigest()  # sha256 checksums are verified too
+    assert net.fetch(f"{url}/a.bin", tmp_path / "e.bin", sha).read_bytes() == payload
+    with pytest.raises(DataError, match="checksum"):
+        net.fetch(f"{url}/a.bin", tmp_path / "f.bin", "0" * 64)
     with pytest.raises(DataError, match="HTTP 404"):
         net.fetch(f"{url}/missing.bin", tmp_path / "c.bin")
     with pytest.raises(DataError, match="download of"):
@@ -237,3 +241,13 @@ def test_archive_members_that_escape_their_folder_are_refused(tmp_path: Path) ->
         extract_archive(str(archive), str(target))
     assert not (tmp_path / "escaped.txt").exists()
     assert tarfile.TarFile.extraction_filter == before  # restored for the rest of the process
+
+
+def test_every_download_is_https_and_checksummed() -> None:
+    resources = [r for rs in tables.ARCHIVES.values() for r in rs]
+    assert len(resources) == 11
+    for r in resources:
+        assert r.url.startswith("https://"), r.url
+        assert r.checksum is not None and re.fullmatch(r"[0-9a-f]{32}", r.checksum), r.url  # torchvision's md5s
+    part = tables.SUN397_PARTITIONS
+    assert part.url.startswith("https://") and re.fullmatch(r"[0-9a-f]{64}", part.checksum or "")

@@ -140,7 +140,7 @@ def prepare(name: str, root: str | Path) -> bool:
         if not (src / LINKS[name][0][0]).exists():
             for res in ARCHIVES.get(name, []):
                 console.print(f"fetching {res.url}")
-                net.fetch(res.url, src / res.path, res.md5)
+                net.fetch(res.url, src / res.path, res.checksum)
             net.torchvision_build(name, src)
         arrange(name, src, reader.dataset_path)
     if not reader.image_path.is_dir():
@@ -156,7 +156,9 @@ def prepare(name: str, root: str | Path) -> bool:
             if name == "sun397" and not (reader.dataset_path / "Training_01.txt").exists():
                 from torchvision.datasets.utils import extract_archive
 
-                part = net.fetch(SUN397_PARTITIONS.url, root / ".sources" / name / SUN397_PARTITIONS.path)
+                part = net.fetch(
+                    SUN397_PARTITIONS.url, root / ".sources" / name / SUN397_PARTITIONS.path, SUN397_PARTITIONS.checksum
+                )
                 extract_archive(str(part), str(reader.dataset_path))
                 for f in ("Training_01.txt", "Testing_01.txt"):  # the zip may hold a Partitions/ folder
                     if (reader.dataset_path / "Partitions" / f).exists():

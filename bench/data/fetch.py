@@ -25,21 +25,22 @@ from bench.errors import DataError
 console = Console(stderr=True)
 
 
-def md5sum(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
+def file_checksum(path: Path, expected: str) -> str:
+    """The file's hex digest in the algorithm ``expected`` is written in: md5 (32 hex digits) or sha256 (64)."""
+    algo = {32: "md5", 64: "sha256"}.get(len(expected))
+    if algo is None:
+        raise ValueError(f"checksum {expected!r} is neither md5 nor sha256")
     with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, algo).hexdigest()
 
 
-def fetch(url: str, dest: Path, md5: str | None = None, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest``, resuming a ``dest.part`` left by an interrupted run; verify ``md5``.
+def fetch(url: str, dest: Path, checksum: str | None = None, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest``, resuming a ``dest.part`` left by an interrupted run; verify ``checksum``.
 
     A complete ``dest`` with the right checksum is kept as is. Servers that ignore ``Range`` restart the file.
     """
     dest = Path(dest)
-    if dest.exists() and (md5 is None or md5sum(dest) == md5):
+    if dest.exists() and (checksum is None or file_checksum(dest, checksum) == checksum):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -76,9 +77,9 @@ def fetch(url: str, dest: Path, md5: str | None = None, timeout: float = 60.0) -
             ) from None
     except (urllib.error.URLError, OSError) as e:
         raise DataError(f"download of {url} failed ({e}); rerun to resume, or fetch it by hand into {dest}") from None
-    if md5 is not None and md5sum(part) != md5:
+    if checksum is not None and file_checksum(part, checksum) != checksum:
         part.unlink()
-        raise DataError(f"{url}: checksum mismatch for {dest.name} (expected md5 {md5}); the partial file was deleted")
+        raise DataError(f"{url}: checksum mismatch for {dest.name} (expected {checksum}); the partial file was deleted")
     os.replace(part, dest)
     return dest
 

@@ -44,10 +44,11 @@ class Resource:
 
     url: str
     path: str
-    md5: str | None = None
+    checksum: str | None = None  # md5 (as torchvision pins it) or sha256
 
 
-# URLs and md5 sums as in torchvision 0.29's dataset classes (if they drift, torchvision simply downloads itself).
+# URLs and md5 sums as in torchvision 0.29's dataset classes (if they drift, torchvision simply downloads itself), over
+# https where torchvision still says http (Food-101, SUN397: both hosts serve https), with an md5 for every archive.
 ARCHIVES: dict[str, list[Resource]] = {
     "dtd": [
         Resource(
@@ -58,7 +59,7 @@ ARCHIVES: dict[str, list[Resource]] = {
     ],
     "food101": [
         Resource(
-            "http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz", "food-101.tar.gz", "85eeb15f3717b99a5da872d97d918f87"
+            "https://data.vision.ee.ethz.ch/cvl/food-101.tar.gz", "food-101.tar.gz", "85eeb15f3717b99a5da872d97d918f87"
         )
     ],
     "oxford_pets": [
@@ -94,6 +95,7 @@ ARCHIVES: dict[str, list[Resource]] = {
         Resource(
             "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz",
             "fgvc-aircraft-2013b.tar.gz",
+            "d4acdd33327262359767eeaa97a4f732",  # torchvision has none; the md5 other loaders pin for this file
         )
     ],
     "eurosat": [
@@ -105,7 +107,7 @@ ARCHIVES: dict[str, list[Resource]] = {
     ],
     "sun397": [
         Resource(
-            "http://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz",
+            "https://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz",
             "SUN397.tar.gz",
             "8ca2778205c41d23104230ba66911c7a",
         )
@@ -120,7 +122,11 @@ ARCHIVES: dict[str, list[Resource]] = {
 }
 
 # SUN397's official partitions: only needed to build a split when the published one cannot be fetched.
-SUN397_PARTITIONS = Resource("https://vision.princeton.edu/projects/2010/SUN/download/Partitions.zip", "Partitions.zip")
+SUN397_PARTITIONS = Resource(
+    "https://vision.princeton.edu/projects/2010/SUN/download/Partitions.zip",
+    "Partitions.zip",
+    "e3311ea5f812d4cc6faef194688343d1111f6cd6f70f2c62f393c2b8d6ba1ec9",  # sha256, as torchvision's prototype pins it
+)
 
 # torchvision class and the keyword arguments that make it download + extract into ``root``.
 TORCHVISION: dict[str, tuple[str, dict]] = {
