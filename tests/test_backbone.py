@@ -29,6 +29,21 @@ def test_block_fn_sees_every_block_and_extra_tokens_are_appended(tiny_backbone):
     assert seen == [(i, 1 + 16 + 2) for i in range(4)]  # CLS + 4x4 patches + 2 prompts
 
 
+@pytest.mark.parametrize("k", [0, 1, 3, 4])
+def test_image_tower_split_at_any_block_equals_the_whole(tiny_backbone, k):
+    """``image_tokens(upto=k)`` then ``encode_image_from(k)``: the same features, ``block_fn`` sees blocks k.. only."""
+    x = torch.randn(2, 3, 32, 32)
+    seen = []
+
+    def hook(layer, t, block):
+        seen.append(layer)
+        return block(t)
+
+    split = tiny_backbone.encode_image_from(tiny_backbone.image_tokens(x, upto=k), k, block_fn=hook)
+    torch.testing.assert_close(split, tiny_backbone.encode_image(x), rtol=0, atol=1e-6)
+    assert seen == list(range(k, 4))
+
+
 def test_backbone_is_frozen(tiny_backbone):
     assert not any(p.requires_grad for p in tiny_backbone.parameters())
     tiny_backbone.train()
