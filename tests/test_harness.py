@@ -97,6 +97,7 @@ def test_pending_tracks_records(tmp_path):
     path.write_text(json.dumps(_v1_record()))
     assert run.pending() == [run.evals[1]]
     path.write_text("{}")  # not a record: redone, and the file is kept aside
+    assert run.pending(heal=False) == run.evals and path.exists()  # a dry run only looks
     assert run.pending() == run.evals and path.with_name(path.name + ".unreadable").exists()
 
 

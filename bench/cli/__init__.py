@@ -130,7 +130,7 @@ def _progress() -> Iterator[tuple]:
 def _print_plan(specs: list, force: bool) -> None:
     table = Table("method", "config", "train on", "seed", "shots", "evaluations", "status", title="plan")
     for s in specs:
-        pending = s.evals if force else s.pending()
+        pending = s.evals if force else s.pending(heal=False)  # printing the plan changes nothing
         evs = ", ".join(f"{e.dataset}/{e.subset}" for e in s.evals)
         status = "[green]done[/]" if not pending else f"[yellow]{len(pending)} to run[/]"
         table.add_row(s.method, s.config_hash, f"{s.train_dataset}/{s.train_subset}", str(s.seed), str(s.shots), evs,

@@ -24,11 +24,11 @@ OnMessage = Callable[[str], None]
 OnDone = Callable[[RunSpec, int], None]
 
 
-def _ignore_message(msg: str) -> None:
+def ignore_message(msg: str) -> None:
     pass
 
 
-def _ignore_done(spec: RunSpec, n: int) -> None:
+def ignore_done(spec: RunSpec, n: int) -> None:
     pass
 
 
@@ -37,8 +37,8 @@ class Executor(Protocol):
 
     name: str
 
-    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = _ignore_message,
-            on_done: OnDone = _ignore_done) -> int: ...  # fmt: skip
+    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
+            on_done: OnDone = ignore_done) -> int: ...  # fmt: skip
 
 
 @dataclass
@@ -52,8 +52,8 @@ class LocalExecutor:
         if self.device is not None:
             check_device(self.device)  # a bad --device fails before planning, not after the first run
 
-    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = _ignore_message,
-            on_done: OnDone = _ignore_done) -> int:  # fmt: skip
+    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
+            on_done: OnDone = ignore_done) -> int:  # fmt: skip
         device = check_device(self.device or default_device())
         total = 0
         for spec in specs:
@@ -99,8 +99,8 @@ class PoolExecutor:
     gpus: Sequence[str] | None = None
     name: str = "pool"
 
-    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = _ignore_message,
-            on_done: OnDone = _ignore_done) -> int:  # fmt: skip
+    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
+            on_done: OnDone = ignore_done) -> int:  # fmt: skip
         import torch
 
         gpus = list(self.gpus) if self.gpus else [str(i) for i in range(torch.cuda.device_count())]
@@ -148,8 +148,8 @@ class SlurmExecutor:
     name: str = "slurm"
     jobs: list[Any] = field(default_factory=list)
 
-    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = _ignore_message,
-            on_done: OnDone = _ignore_done) -> int:  # fmt: skip
+    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
+            on_done: OnDone = ignore_done) -> int:  # fmt: skip
         import submitit
 
         if not specs:

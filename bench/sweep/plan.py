@@ -72,9 +72,10 @@ class RunSpec:
     def checkpoint_path(self) -> Path:
         return self.layout.checkpoint(self)
 
-    def pending(self) -> list[EvalSpec]:
-        """Evaluations without a record that loads (a damaged record is redone, not counted as done)."""
-        return [ev for ev in self.evals if not record_ok(self.record_path(ev))]
+    def pending(self, heal: bool = True) -> list[EvalSpec]:
+        """Evaluations without a record that loads (a damaged record is redone, not counted as done; ``heal`` moves
+        it aside now, with a warning)."""
+        return [ev for ev in self.evals if not record_ok(self.record_path(ev), heal)]
 
     def record_keys(self) -> list[dict[str, Any]]:
         """The record key (``record.KEY``) of each evaluation: what a plan file lists."""

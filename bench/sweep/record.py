@@ -92,13 +92,14 @@ class Record:
         return cls.from_dict(data, f"record {path}")
 
 
-def record_ok(path: Path) -> bool:
-    """Whether ``path`` holds a loadable record (a damaged one is moved aside, kept, so the run is redone)."""
+def record_ok(path: Path, heal: bool = True) -> bool:
+    """Whether ``path`` holds a loadable record; with ``heal`` a damaged one is moved aside (kept) so the run is redone."""
     if not path.exists():
         return False
     try:
         Record.load(path)
         return True
     except DataError:
-        set_aside(path)
+        if heal:
+            set_aside(path)
         return False

@@ -19,7 +19,7 @@ from bench.config import parse_cfg_options
 from bench.data.check import preflight
 from bench.errors import ConfigError
 from bench.registry import METHODS, load_plugins, parse_names
-from bench.sweep.executors import Executor, LocalExecutor, OnDone, OnMessage, _ignore_done, _ignore_message
+from bench.sweep.executors import Executor, LocalExecutor, OnDone, OnMessage, ignore_done, ignore_message
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.plan import RunSpec, parse_protocols, plan
 from bench.sweep.suites import Suite, resolve_data_root
@@ -44,7 +44,7 @@ class SweepResult:
 
     @property
     def n_todo(self) -> int:
-        return sum(len(s.evals if self.force else s.pending()) for s in self.todo)
+        return sum(len(s.evals if self.force else s.pending(heal=False)) for s in self.todo)
 
 
 def needed_datasets(specs: Sequence[RunSpec]) -> list[str]:
@@ -83,8 +83,8 @@ def run_sweep(
     dry_run: bool = False,
     executor: Executor | None = None,
     on_plan: Callable[[SweepResult], None] | None = None,
-    on_message: OnMessage = _ignore_message,
-    on_done: OnDone = _ignore_done,
+    on_message: OnMessage = ignore_message,
+    on_done: OnDone = ignore_done,
 ) -> SweepResult:
     """Plan the sweep, check every dataset it needs, and run what is not done yet (all of it with ``force``).
 
@@ -104,7 +104,7 @@ def run_sweep(
                  Path(results), names, backbone, pretrained, opts)  # fmt: skip
     for s in specs:
         s.plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins]
-    todo = specs if force else [s for s in specs if s.pending()]
+    todo = specs if force else [s for s in specs if s.pending(heal=not dry_run)]  # a dry run changes nothing
     result = SweepResult(the_suite, root, ResultsLayout(results), specs, todo, force)
     if on_plan:
         on_plan(result)
