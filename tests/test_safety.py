@@ -117,3 +117,34 @@ def test_damaged_image_and_feature_caches_are_rebuilt(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert [json.loads(p.read_text())["accuracy"] for p in records] == first
     assert all(p.with_name(p.name + ".unreadable").exists() for p in caches)
+
+
+def test_caches_follow_the_files_and_the_weights_not_just_their_names(tmp_path: Path) -> None:
+    """An image rewritten at the same path, or other weights under the same backbone name, never hit the old cache."""
+    import os
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from bench.data.caches import Caches
+    from bench.datasets.base import Datum
+    from bench.model.backbone import load_backbone
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(path)
+    items = [Datum(str(path), 0, "a")]
+    caches = Caches(tmp_path / "cache", num_workers=0)
+    backbone = load_backbone("bench-tiny", "none")
+    before = caches.features(backbone, items, torch.device("cpu"))[0]
+    Image.fromarray(np.full((40, 40, 3), 255, np.uint8)).save(path)  # the same path, new content
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a later write, surely
+    assert caches.images(items, backbone.image_size).max() == 255
+    after = caches.features(backbone, items, torch.device("cpu"))[0]
+    assert not torch.allclose(before, after)
+    other = load_backbone("bench-tiny", "none")  # same name "bench-tiny/none", other random weights
+    torch.manual_seed(123)
+    for p in other.parameters():
+        p.data.normal_()
+    assert other.name == backbone.name and other.fingerprint != backbone.fingerprint
+    assert not torch.allclose(caches.features(other, items, torch.device("cpu"))[0], after)

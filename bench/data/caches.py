@@ -101,8 +101,22 @@ def _loader(items: Sequence[Datum], transform: T.Compose, batch_size: int, num_w
     )
 
 
+def files_fingerprint(items: Sequence[Datum]) -> str:
+    """What identifies the images on disk: each path with its size and modification time, so a dataset rewritten in
+    place (a regenerated toy world, a fixed image) never reads the cache of the old files."""
+    rows = []
+    for d in items:
+        try:
+            st = Path(d.impath).stat()
+            rows.append((d.impath, st.st_size, st.st_mtime_ns))
+        except OSError:
+            rows.append((d.impath, -1, -1))  # the loader names the missing file
+    return digest(rows)
+
+
 class Caches:
-    """The on-disk caches under one folder: decoded test images and frozen image features."""
+    """The on-disk caches under one folder: decoded test images and frozen image features, keyed by the files'
+    identity (:func:`files_fingerprint`) and, for features, the backbone's weights (``Backbone.fingerprint``)."""
 
     def __init__(self, root: str | Path, num_workers: int = 4) -> None:
         self.root = Path(root)
@@ -111,7 +125,7 @@ class Caches:
     # -- decoded images ------------------------------------------------------------------------------------------
     def images(self, items: Sequence[Datum], size: int) -> np.ndarray:
         """uint8 array (N, 3, size, size) of the test-preprocessed images, memory-mapped from the cache."""
-        key = digest({"paths": [d.impath for d in items], "size": size, "tf": "resize-centercrop-bicubic"})
+        key = digest({"files": files_fingerprint(items), "size": size, "tf": "resize-centercrop-bicubic"})
         path = self.root / "images" / f"{key}.npy"
 
         def build() -> Callable[[Path], None]:
@@ -143,8 +157,9 @@ class Caches:
         ``augment=None``: test preprocessing (one pass, from the image store). Otherwise ``passes`` augmented passes,
         each seeded by ``(seed, pass)``, so a pass is the same tensor for every method that asks for it.
         """
-        spec = {"backbone": backbone.name, "size": backbone.image_size, "augment": augment, "scale_min": scale_min}
-        base = digest({**spec, "paths": [d.impath for d in items]})
+        spec = {"backbone": backbone.name, "weights": backbone.fingerprint, "size": backbone.image_size,
+                "augment": augment, "scale_min": scale_min}  # fmt: skip
+        base = digest({**spec, "files": files_fingerprint(items)})
         out = []
         for p in range(passes if augment else 1):
             tag = "test" if augment is None else f"{augment}-s{seed}-p{p}"

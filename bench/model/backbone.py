@@ -9,6 +9,8 @@ the 0-based block index, ``x`` the block input (batch first) and ``block(x)`` ru
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -156,6 +158,18 @@ class Backbone(nn.Module):
     @property
     def name(self) -> str:
         return f"{self.arch}/{self.pretrained}"
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A digest of the weights (every tensor's name, shape and a strided sample of its values): feature caches
+        key on it, so a checkpoint rewritten at the same path or tag never reuses the old features."""
+        h = hashlib.sha256()
+        for name, t in self.model.state_dict().items():
+            flat = t.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes()
+            h.update(f"{name}{tuple(t.shape)}".encode())
+            h.update(sample)
+        return h.hexdigest()[:16]
 
     def logit_scale(self) -> Tensor:
         return self.model.logit_scale.exp()
