@@ -213,7 +213,10 @@ def test_toy_suite_end_to_end_is_the_default_without_a_data_root(tmp_path, monke
     assert "toy suite" in r.output
     # per method: B2N toy_shapes base/novel, cross-dataset toy_imagenet + toy_shapes, DG toy_imagenet + sketch
     assert len(records(results)) == 2 * (2 + 2 + 2)
-    assert {p.name for p in (tmp_path / "toy").iterdir() if not p.name.startswith(".")} == {
+    from bench.datasets.toy.data import DATA_VERSION
+
+    toy = tmp_path / "toy" / f"v{DATA_VERSION}"  # one folder per data version
+    assert {p.name for p in toy.iterdir() if not p.name.startswith(".")} == {
         "toy_shapes", "toy_imagenet", "toy_imagenet_sketch"}  # fmt: skip
     zs = json.loads(next(p for p in records(results) if "zeroshot" in str(p) and "toy_imagenet__all" in str(p)
                          and "domain_generalization" in str(p)).read_text())  # fmt: skip

@@ -223,6 +223,26 @@ def test_a_dataset_from_an_older_data_version_is_rebuilt(tmp_path: Path, monkeyp
     assert (tmp_path / ".complete-vtest-next.json").exists()
 
 
+def test_a_new_data_version_gets_its_own_default_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another adaptbench version (another DATA_VERSION) never rebuilds the folder a running sweep reads."""
+    from bench.datasets.toy import data
+
+    monkeypatch.setenv("BENCH_TOY_ROOT", str(tmp_path))
+    monkeypatch.setattr(data, "SPECS", [_tiny(SPEC_BY_NAME["toy_colors"])])
+    monkeypatch.setattr(data, "SPEC_BY_NAME", {s.name: s for s in data.SPECS})
+    old = data.ensure_toy_data(data.default_root())
+    image = next((old / "toy_colors").rglob("*.png"))
+    stamp = image.stat().st_mtime_ns
+    monkeypatch.setattr(data, "DATA_VERSION", "test-next")
+    new = data.ensure_toy_data(data.default_root())
+    assert new == tmp_path / "vtest-next" and old == tmp_path / f"v{data_version_of(old)}" and new != old
+    assert image.exists() and image.stat().st_mtime_ns == stamp  # the old world is untouched
+
+
+def data_version_of(root: Path) -> str:
+    return (root / "toy_colors" / "toy_version.txt").read_text()
+
+
 def test_every_method_builds_with_the_toy_suites_settings_for_every_protocol() -> None:
     """The toy suite's overrides fit toy-vit's 6 blocks for every method and protocol, and need no external files."""
     from bench.model.backbone import load_backbone

@@ -75,7 +75,11 @@ def pretrain(
 def generate(
     data_root: Annotated[
         Path | None,
-        typer.Option("--data-root", "--root", help="Data root (default $BENCH_TOY_ROOT or ~/.cache/adaptbench/toy)."),
+        typer.Option(
+            "--data-root",
+            "--root",
+            help="Data root (default $BENCH_TOY_ROOT/v<data version>, or ~/.cache/adaptbench/toy/v<data version>).",
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Rewrite the datasets even if present.")] = False,
 ) -> None:
@@ -137,7 +141,11 @@ def zeroshot(
     checkpoint: Annotated[Path | None, typer.Option(help="A toy checkpoint (default: the shipped one).")] = None,
     data_root: Annotated[
         Path | None,
-        typer.Option("--data-root", "--root", help="Data root (default $BENCH_TOY_ROOT or ~/.cache/adaptbench/toy)."),
+        typer.Option(
+            "--data-root",
+            "--root",
+            help="Data root (default $BENCH_TOY_ROOT/v<data version>, or ~/.cache/adaptbench/toy/v<data version>).",
+        ),
     ] = None,
     probe: Annotated[bool, typer.Option(help="Also fit a 16-shot linear probe on each dataset's base classes.")] = True,
 ) -> None:

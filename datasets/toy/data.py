@@ -352,8 +352,10 @@ def _write_named(name: str, root: Path) -> Path:
 
 
 def default_root() -> Path:
-    """``$BENCH_TOY_ROOT`` or ``~/.cache/adaptbench/toy``."""
-    return Path(os.environ.get("BENCH_TOY_ROOT") or Path.home() / ".cache" / "adaptbench" / "toy").expanduser()
+    """``$BENCH_TOY_ROOT`` or ``~/.cache/adaptbench/toy``, then ``v<DATA_VERSION>``: a new generator writes a new
+    folder, so a sweep of another adaptbench version reading the old one never sees it deleted under it."""
+    base = Path(os.environ.get("BENCH_TOY_ROOT") or Path.home() / ".cache" / "adaptbench" / "toy").expanduser()
+    return base / f"v{DATA_VERSION}"
 
 
 def ensure_toy_data(root: Path | None = None, names: list[str] | None = None) -> Path:
