@@ -75,8 +75,9 @@ class RMAdapter(MMA):
                 # §5.4: the adaptation branch keeps MMA's cross-modal r×r layer (true) or is Eq. 9's up(down(x)).
                 "shared_layer": True,
                 # λ1 (visual), λ2 (text): not published (supplementary unavailable); 1.0 is a neutral start to sweep.
-                # Note: with α's gradient-scale trick the CE/consistency gradients reach the adapters ×1/α, L_rec's
-                # do not, so its pull on the shared down-projection is relatively weak at λ ~ 1.
+                # With MMA's gradient-scale trick the task loss reaches the adapters as if α were 1 — the same footing
+                # as L_rec, which never passes α (tests/test_rmadapter_options.py measures both), so λ means what
+                # it says and no extra rescaling option is needed.
                 "lambda_rec_visual": 1.0,
                 "lambda_rec_text": 1.0,
                 # λ3 (image), λ4 (text): PromptSRC's IMAGE_LOSS_WEIGHT 10 / TEXT_LOSS_WEIGHT 25 (§5.1 guess), L1 with
@@ -96,8 +97,6 @@ class RMAdapter(MMA):
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)
         m = cfg["method"]
-        if m["reconstruct"] not in RECONSTRUCT:
-            raise ConfigError(f"method.reconstruct={m['reconstruct']!r}; use one of {', '.join(RECONSTRUCT)}")
         for key, allowed in CHOICES.items():
             if m[key] not in allowed:
                 raise ConfigError(f"method.{key}={m[key]!r}; use one of {', '.join(map(str, allowed))}")
