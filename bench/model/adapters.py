@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -300,17 +301,10 @@ class ReconstructionBranch(nn.Module):
         return torch.stack(rows)
 
     def loss(
-        self,
-        adapter: MultiModalAdapter,
-        tower: str,
-        taps: Sequence[Tap],
-        reduction: str = "sum",
-        target: str = "input",
-        per_vector: str = "mean",
-        token_mask: Tensor | None = None,
+        self, adapter: MultiModalAdapter, tower: str, taps: Sequence[Tap], reduction: str = "sum", **how: Any
     ) -> Tensor:
-        """Eq. 11/12: the mean over samples of :meth:`errors`, summed (or averaged) over the adapted layers."""
-        per_layer = self.errors(adapter, tower, taps, target, per_vector, token_mask).mean(-1)
+        """Eq. 11/12: the mean over samples of :meth:`errors` (``how``: its keywords), summed or averaged over layers."""
+        per_layer = self.errors(adapter, tower, taps, **how).mean(-1)
         if reduction == "sum":
             return per_layer.sum()
         if reduction == "mean":
