@@ -127,6 +127,7 @@ def test_caches_follow_the_files_and_the_weights_not_just_their_names(tmp_path: 
     import torch
     from PIL import Image
 
+    import bench.data.caches as caches_module
     from bench.data.caches import Caches
     from bench.datasets.base import Datum
     from bench.model.backbone import load_backbone
@@ -139,6 +140,7 @@ def test_caches_follow_the_files_and_the_weights_not_just_their_names(tmp_path: 
     before = caches.features(backbone, items, torch.device("cpu"))[0]
     Image.fromarray(np.full((40, 40, 3), 255, np.uint8)).save(path)  # the same path, new content
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a later write, surely
+    caches_module._FINGERPRINTS.clear()  # as in the next process: fingerprints are computed once per process
     assert caches.images(items, backbone.image_size).max() == 255
     after = caches.features(backbone, items, torch.device("cpu"))[0]
     assert not torch.allclose(before, after)

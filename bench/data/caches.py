@@ -103,15 +103,23 @@ def _loader(items: Sequence[Datum], transform: T.Compose, batch_size: int, num_w
 
 def files_fingerprint(items: Sequence[Datum]) -> str:
     """What identifies the images on disk: each path with its size and modification time, so a dataset rewritten in
-    place (a regenerated toy world, a fixed image) never reads the cache of the old files."""
-    rows = []
-    for d in items:
-        try:
-            st = Path(d.impath).stat()
-            rows.append((d.impath, st.st_size, st.st_mtime_ns))
-        except OSError:
-            rows.append((d.impath, -1, -1))  # the loader names the missing file
-    return digest(rows)
+    place (a regenerated toy world, a fixed image) never reads the cache of the old files. Computed once per process
+    and item list (50k stats on a network file system take seconds)."""
+    paths = [d.impath for d in items]
+    key = digest(paths)
+    if key not in _FINGERPRINTS:
+        rows = []
+        for path in paths:
+            try:
+                st = Path(path).stat()
+                rows.append((path, st.st_size, st.st_mtime_ns))
+            except OSError:
+                rows.append((path, -1, -1))  # the loader names the missing file
+        _FINGERPRINTS[key] = digest(rows)
+    return _FINGERPRINTS[key]
+
+
+_FINGERPRINTS: dict[str, str] = {}
 
 
 class Caches:
