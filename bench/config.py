@@ -169,15 +169,21 @@ HASH_NEUTRAL = {
     ("method", "rec_target"): "input",
     ("method", "rec_reduction"): "mean",
     ("method", "con_image_target"): "augmented",
+    ("world", "data_version"): "4",  # the toy world every record was made in before data versions were hashed
 }
 
 
-def config_hash(method: str, cfg: Mapping[str, Any]) -> str:
-    """A short hash of everything in the config that can change results."""
+def config_hash(method: str, cfg: Mapping[str, Any], data_version: str | None = None) -> str:
+    """A short hash of everything in the config that can change results, and of a generated world's ``data_version``
+    (so a new toy world never counts the old world's records as done)."""
     slim = copy.deepcopy(dict(cfg))
+    if data_version is not None:
+        slim["world"] = {"data_version": data_version}
     for section, key in NON_RESULT_KEYS:
         slim.get(section, {}).pop(key, None)
     for (section, key), neutral in HASH_NEUTRAL.items():
         if key in slim.get(section, {}) and slim[section][key] == neutral:
             del slim[section][key]
+    if slim.get("world") == {}:
+        del slim["world"]
     return digest({"method": method, "config": slim})[:8]

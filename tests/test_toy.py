@@ -239,6 +239,26 @@ def test_a_new_data_version_gets_its_own_default_folder(tmp_path: Path, monkeypa
     assert image.exists() and image.stat().st_mtime_ns == stamp  # the old world is untouched
 
 
+def test_records_of_an_older_toy_world_are_never_counted_as_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The toy data version is part of every toy run's config hash (version 4, the world before it was hashed, adds
+    nothing, so earlier records keep their hashes)."""
+    from bench.config import config_hash
+    from bench.datasets.toy import data
+    from bench.sweep.plan import plan
+    from bench.sweep.suites import get_suite
+
+    def hashes() -> set[str]:
+        suite = get_suite("toy")
+        runs = plan(["coop"], ["base2novel"], suite, [1], [16], Path("/nowhere"), Path("/tmp/r"), ["toy_shapes"])
+        return {r.config_hash for r in runs}
+
+    now = hashes()
+    (run,) = plan(["coop"], ["base2novel"], get_suite("toy"), [1], [16], Path("/n"), Path("/r"), ["toy_shapes"])
+    assert data.DATA_VERSION != "4" or now == {config_hash("coop", run.config)}
+    monkeypatch.setattr(data, "DATA_VERSION", "test-next")
+    assert hashes().isdisjoint(now)
+
+
 def data_version_of(root: Path) -> str:
     return (root / "toy_colors" / "toy_version.txt").read_text()
 

@@ -125,7 +125,7 @@ def plan(
 
     def add(method: str, protocol: str, train: str, subset: str, seed: int, k: int, evals: list[EvalSpec]) -> None:
         cfg = resolve_config(method, protocol, train, suite, options)
-        h = config_hash(method, cfg)
+        h = config_hash(method, cfg, suite.data_version)
         key = (method, h, train, subset, seed, k)
         if key in runs:
             runs[key].evals.extend(e for e in evals if e not in runs[key].evals)

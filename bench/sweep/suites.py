@@ -37,6 +37,8 @@ class Suite:
     # Generated worlds: where their data lives by default, and how to write the datasets a sweep needs.
     default_root: Callable[[], Path] | None = None
     prepare: Callable[[Path, list[str]], Path] | None = None
+    # A generated world's version: part of every run's config hash, so records of an older world are never reused.
+    data_version: str | None = None
 
     def override_keys(self, method: str, protocol: str) -> tuple[str, ...]:
         return ("*", method, f"{method}:{protocol}")

@@ -7,6 +7,7 @@ Importing this package registers the world with the harness like any plugin: its
 ``bench.datasets.toy.cli.toy_app`` (``bench toy ...``).
 """
 
+from bench.datasets.toy import data
 from bench.datasets.toy.data import READERS, SPECS, TOY_SUITE, default_root, ensure_toy_data
 from bench.datasets.toy.pretrain import ARCH, build_backbone, checkpoint_path, load_toy_state_dict, register_config
 from bench.registry import BACKBONES, SUITES
@@ -33,6 +34,7 @@ def toy_suite():  # -> bench.sweep.suites.Suite (imported here: the sweep layer 
         roles=t["roles"],
         default_root=default_root,
         prepare=ensure_toy_data,
+        data_version=data.DATA_VERSION,
     )
 
 
