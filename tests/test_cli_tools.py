@@ -66,3 +66,17 @@ def test_toy_probe_compares_checkpoints() -> None:
     assert len(values) == 8 and all(0 <= v <= 100 for v in values)
     r = CliRunner().invoke(app, ["toy", "probe", "--checkpoint", "no/such/file.pt"])
     assert r.exit_code != 0 and "does not exist" in r.output
+
+
+def test_perf_shows_gpu_peak_memory_and_its_ratio_when_measured(monkeypatch) -> None:
+    """The GPU-only column, exercised with a stub measurement (no GPU here)."""
+    import bench.model.perf as perf
+
+    def fake(name, *a, **k):
+        peak = {"mma": 1000.0, "rmadapter": 1030.0}[name]
+        return {"trainable_params": 1.0, "train_bare_img_s": 10.0, "saved_mb": 5.0, "peak_mb": peak}
+
+    monkeypatch.setattr(perf, "measure", fake)
+    code, output, rows = _perf("--method", "rmadapter", "--reference", "mma")
+    assert code == 0, output
+    assert "peak MB" in output and rows["rmadapter"][6] == "1,030" and rows["rmadapter"][9] == "1.03"

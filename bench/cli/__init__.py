@@ -240,7 +240,8 @@ def perf(
     ] = None,  # fmt: skip
 ) -> None:
     """Throughput: training and evaluation images/s per method, the harness's overhead over a bare loop, and the
-    activations a training step keeps for its backward pass (a memory figure that a CPU can measure too)."""
+    activations a training step keeps for its backward pass (a memory figure that a CPU can measure too); on a GPU
+    also the peak memory allocated during the timed steps."""
     from bench.config import parse_cfg_options
     from bench.model.perf import measure, method_options
     from bench.registry import METHODS, parse_names
@@ -262,8 +263,11 @@ def perf(
         }
         columns = ["method", "trainable", "train img/s (bare)", "train img/s (harness)", "overhead", "eval img/s"]
         columns.append("saved MB")
+        gpu = any("peak_mb" in r for r in results.values())
+        if gpu:
+            columns.append("peak MB")
         if reference is not None:
-            columns += [f"step time × {reference}", f"saved × {reference}"]
+            columns += [f"step time × {reference}", f"saved × {reference}"] + ([f"peak × {reference}"] if gpu else [])
         title = f"{backbone}/{pretrained} on {dev}, batch {batch_size}" + (
             f"; {' '.join(cfg_options)}" if options else ""
         )
@@ -274,9 +278,13 @@ def perf(
             cells.append(f"{r['harness_overhead_pct']:.0f}%" if "harness_overhead_pct" in r else "-")
             cells.append(_rate(r.get("eval_img_s")))
             cells.append(f"{r['saved_mb']:,.1f}" if "saved_mb" in r else "-")
+            if gpu:
+                cells.append(f"{r['peak_mb']:,.0f}" if "peak_mb" in r else "-")
             if reference is not None:
                 cells.append(_ratio(ref.get("train_bare_img_s"), r.get("train_bare_img_s")))
                 cells.append(_ratio(r.get("saved_mb"), ref.get("saved_mb")))
+                if gpu:
+                    cells.append(_ratio(r.get("peak_mb"), ref.get("peak_mb")))
             table.add_row(name, f"{int(r['trainable_params']):,}", *cells)
         console.print(table)
 

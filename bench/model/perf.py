@@ -119,6 +119,8 @@ def measure(
             for i in range(steps + 2):  # two warm-up steps
                 if i == 2:
                     _sync(dev)
+                    if dev.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(dev)
                     t0 = time.perf_counter()
                 with autocast(dev, cfg["train"]["precision"]):
                     loss = sum(method.loss(batch).values())
@@ -127,6 +129,8 @@ def measure(
                 opt.step()
             _sync(dev)
             out["train_bare_img_s"] = steps * batch_size / (time.perf_counter() - t0)
+            if dev.type == "cuda":  # the paper's memory figure: everything allocated, weights included
+                out["peak_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
             method.before_training(ctx)
             stats = fit(method, ctx, cfg["train"])
             out["train_harness_img_s"] = len(items) / stats["train_s"]
