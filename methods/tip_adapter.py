@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from bench.errors import ConfigError
 from bench.model.backbone import Backbone, normalize
 from bench.registry import register_method
 
@@ -97,7 +98,7 @@ class TipAdapter(ZeroShotCLIP):
         method = {
             "ensemble": dataset == "imagenet",  # main_imagenet.py: the 7-template ensemble; others one template
             "own_template": False,  # imagenet.py's 7 templates only (the dataset's own is not added)
-            "logit_scale": 100.0,  # main.py: clip_logits = 100. * f @ W; "model": the checkpoint's own logit scale
+            "logit_scale": "100",  # main.py: clip_logits = 100. * f @ W; a number, or "model": the checkpoint's own
             "augment_passes": 10,  # augment_epoch: 10
             "init_alpha": init_alpha,
             "init_beta": 1.0,  # init_beta: 1
@@ -110,6 +111,9 @@ class TipAdapter(ZeroShotCLIP):
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)
+        scale = str(cfg["method"].get("logit_scale", "100"))
+        if scale != "model" and not scale.replace(".", "", 1).isdigit():
+            raise ConfigError(f"method.logit_scale={scale!r}: use a positive number (the official 100) or model")
         self.alpha = float(cfg["method"]["init_alpha"])
         self.beta = float(cfg["method"]["init_beta"])
         self.cache_classnames: list[str] = []
@@ -164,7 +168,7 @@ class TipAdapter(ZeroShotCLIP):
     def clip_scale(self) -> float | Tensor:
         """The multiplier of the CLIP logits: the official constant 100 (released CLIP's own scale) by default, so
         α keeps its meaning on a checkpoint with another scale; ``method.logit_scale=model`` uses the checkpoint's."""
-        scale = self.cfg["method"].get("logit_scale", 100.0)
+        scale = str(self.cfg["method"].get("logit_scale", "100"))
         return self.backbone.logit_scale() if scale == "model" else float(scale)
 
     # -- validation-only α/β search ------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_tip_adapter_f_trains_keys_and_selects_epoch_on_val(tiny):
 def test_tip_adapter_multiplies_clip_logits_by_the_official_100_unless_told_to_use_the_models(tiny):
     ctx = StubContext(tiny)
     f = normalize(ctx._feats(ctx.test, 0))
-    for option, scale in ((None, 100.0), ("model", float(tiny.logit_scale())), (30.0, 30.0)):
+    for option, scale in ((None, 100.0), ("model", float(tiny.logit_scale())), ("30", 30.0)):
         m = build("tip_adapter", tiny) if option is None else build("tip_adapter", tiny, logit_scale=option)
         m.before_training(ctx)
         m.eval()
@@ -183,3 +183,18 @@ def test_tip_adapter_multiplies_clip_logits_by_the_official_100_unless_told_to_u
         with torch.no_grad():
             torch.testing.assert_close(m(features=f), expected)
     assert float(tiny.logit_scale()) != pytest.approx(100.0)  # the two defaults differ on this checkpoint
+
+
+def test_tip_adapter_logit_scale_option_from_the_command_line(tmp_path, tiny):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.errors import ConfigError
+
+    args = ["run", "--suite", "toy", "--method", "tip_adapter", "--datasets", "toy_shapes", "--seeds", "1", "--dry-run",
+            "--results", str(tmp_path)]  # fmt: skip
+    for value in ("model", "30", "100.0"):
+        r = CliRunner().invoke(app, [*args, "--cfg-options", f"method.logit_scale={value}"])
+        assert r.exit_code == 0, r.output
+    with pytest.raises(ConfigError, match="method.logit_scale='fast'"):
+        build("tip_adapter", tiny, logit_scale="fast")
