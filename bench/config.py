@@ -110,18 +110,30 @@ def _coerce(key: str, old: Any, new: Any) -> Any:
     raise ConfigError(f"--cfg-options {key}={new!r}: expected a {type(old).__name__} like the default {old!r}")
 
 
+def _parent(cfg: Mapping[str, Any], key: str) -> tuple[Any, str | None]:
+    """(the section holding dotted ``key``, its last part), or (None, the first missing part)."""
+    parts = key.split(".")
+    node: Any = cfg
+    for p in parts[:-1]:
+        if not isinstance(node, dict) or p not in node:
+            return None, p
+        node = node[p]
+    return (node, parts[-1]) if isinstance(node, dict) and parts[-1] in node else (None, None)
+
+
+def has_option(cfg: Mapping[str, Any], key: str) -> bool:
+    """Whether dotted ``key`` (``method.n_ctx``) exists in ``cfg``."""
+    return _parent(cfg, key)[0] is not None
+
+
 def apply_options(cfg: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
     """Apply dotted overrides to ``cfg``; every key must exist in the defaults."""
     for key, value in options.items():
-        parts = key.split(".")
-        node: Any = cfg
-        for p in parts[:-1]:
-            if not isinstance(node, dict) or p not in node:
-                raise ConfigError(f"--cfg-options {key}: unknown key {p!r}; valid: {_valid_keys(cfg)}")
-            node = node[p]
-        if not isinstance(node, dict) or parts[-1] not in node:
-            raise ConfigError(f"--cfg-options {key}: unknown key; valid: {_valid_keys(cfg)}")
-        node[parts[-1]] = _coerce(key, node[parts[-1]], value)
+        node, leaf = _parent(cfg, key)
+        if node is None:
+            where = f" {leaf!r}" if leaf else ""
+            raise ConfigError(f"--cfg-options {key}: unknown key{where}; valid: {_valid_keys(cfg)}")
+        node[leaf] = _coerce(key, node[leaf], value)
     # mmengine's Config checks the result is a plain, serialisable config tree
     return Config(cfg).to_dict()
 

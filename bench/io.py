@@ -44,10 +44,15 @@ def temp_writer_is_dead(tmp: Path) -> bool:
     Files from other machines (Slurm nodes) or without a writer tag are never judged dead here: callers fall back to age.
     """
     m = _TEMP_NAME.search(tmp.name)
-    if m is None or m["host"] != _HOST or os.name != "posix":  # os.kill(pid, 0) would terminate on Windows
+    return m is not None and m["host"] == _HOST and pid_is_dead(int(m["pid"]))
+
+
+def pid_is_dead(pid: int) -> bool:
+    """True when no process ``pid`` runs on this machine; False when it runs or cannot be checked (not POSIX)."""
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
         return False
     try:
-        os.kill(int(m["pid"]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except OSError:  # alive, owned by someone else

@@ -192,10 +192,13 @@ def dassl_fewshot(
     return train_k, val_k
 
 
+TIP_DRAW_SEED = 1  # Tip-Adapter's main.py: random.seed(1) before building the dataset, whatever the run
+
+
 def tip_fewshot(train: Sequence[Datum], val: Sequence[Datum], num_shots: int) -> tuple[list[Datum], list[Datum]]:
     """Tip-Adapter's own draw (``main.py``): ``random.seed(1)`` whatever the run's seed, ``num_shots`` per class with
     replacement for classes that have fewer (its ``generate_fewshot_dataset(repeat=True)``); validation is not drawn."""
-    return fewshot(train, num_shots, random.Random(1), repeat=True), list(val)
+    return fewshot(train, num_shots, random.Random(TIP_DRAW_SEED), repeat=True), list(val)
 
 
 def subsample_classes(items: Sequence[Datum], subset: str, labels: Sequence[int] | None = None) -> list[Datum]:

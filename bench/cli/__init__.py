@@ -77,7 +77,7 @@ def run(
                 f"results {r.results.root}"
             )
             if dry_run:
-                _print_plan(r.specs, force)
+                _print_plan(r)
 
         with _progress() as (on_message, on_done, start):
             result = run_sweep(
@@ -127,10 +127,10 @@ def _progress() -> Iterator[tuple]:
         progress.stop()
 
 
-def _print_plan(specs: list, force: bool) -> None:
+def _print_plan(result: Any) -> None:  # a bench.sweep.run.SweepResult
     table = Table("method", "config", "train on", "seed", "shots", "evaluations", "status", title="plan")
-    for s in specs:
-        pending = s.evals if force else s.pending(heal=False)  # printing the plan changes nothing
+    for s in result.specs:
+        pending = result.pending(s)
         evs = ", ".join(f"{e.dataset}/{e.subset}" for e in s.evals)
         status = "[green]done[/]" if not pending else f"[yellow]{len(pending)} to run[/]"
         table.add_row(s.method, s.config_hash, f"{s.train_dataset}/{s.train_subset}", str(s.seed), str(s.shots), evs,

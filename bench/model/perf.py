@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from bench.config import BASE_CONFIG, apply_options, deep_merge
+from bench.config import BASE_CONFIG, apply_options, deep_merge, has_option
 from bench.data.caches import Caches, autocast
 from bench.datasets.base import Datum
 from bench.model.backbone import get_backbone
@@ -65,17 +65,7 @@ def saved_activation_bytes(step: Callable[[], Tensor]) -> int:
 def method_options(method_name: str, options: dict[str, Any]) -> dict[str, Any]:
     """The subset of dotted ``options`` that ``method_name``'s configuration has (``bench perf --cfg-options``)."""
     cfg = deep_merge(BASE_CONFIG, get_method(method_name).default_config("base2novel", "perf"))
-    out = {}
-    for key, value in options.items():
-        node: Any = cfg
-        for part in key.split("."):
-            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
-        if node is not _MISSING:
-            out[key] = value
-    return out
-
-
-_MISSING = object()
+    return {key: value for key, value in options.items() if has_option(cfg, key)}
 
 
 def measure(

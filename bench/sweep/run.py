@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from bench.errors import ConfigError
 from bench.registry import METHODS, load_plugins, parse_names
 from bench.sweep.executors import Executor, LocalExecutor, OnDone, OnMessage, ignore_done, ignore_message
 from bench.sweep.layout import ResultsLayout
-from bench.sweep.plan import RunSpec, parse_protocols, plan
+from bench.sweep.plan import EvalSpec, RunSpec, parse_protocols, plan
 from bench.sweep.suites import Suite, resolve_data_root
 
 
@@ -35,6 +35,7 @@ class SweepResult:
     specs: list[RunSpec]
     todo: list[RunSpec]
     force: bool
+    to_run: dict[int, list[EvalSpec]] = field(default_factory=dict)  # id(spec) -> its evaluations to (re)do
     written: int = 0
     seconds: float = 0.0
 
@@ -44,7 +45,11 @@ class SweepResult:
 
     @property
     def n_todo(self) -> int:
-        return sum(len(s.evals if self.force else s.pending(heal=False)) for s in self.todo)
+        return sum(len(self.pending(s)) for s in self.specs)
+
+    def pending(self, spec: RunSpec) -> list[EvalSpec]:
+        """What the plan found still to do for ``spec`` (records are read once, when the sweep is planned)."""
+        return self.to_run.get(id(spec), [])
 
 
 def needed_datasets(specs: Sequence[RunSpec]) -> list[str]:
@@ -104,8 +109,10 @@ def run_sweep(
                  Path(results), names, backbone, pretrained, opts)  # fmt: skip
     for s in specs:
         s.plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins]
-    todo = specs if force else [s for s in specs if s.pending(heal=not dry_run)]  # a dry run changes nothing
-    result = SweepResult(the_suite, root, ResultsLayout(results), specs, todo, force)
+    # each record is read once here; a dry run only looks (damaged records are set aside by a real run)
+    to_run = {id(s): s.evals if force else s.pending(heal=not dry_run) for s in specs}
+    todo = [s for s in specs if to_run[id(s)]]
+    result = SweepResult(the_suite, root, ResultsLayout(results), specs, todo, force, to_run)
     if on_plan:
         on_plan(result)
     if dry_run:

@@ -23,6 +23,7 @@ import torch
 import bench
 from bench.data.caches import Caches
 from bench.datasets.base import (
+    TIP_DRAW_SEED,
     DatasetReader,
     DatasetSplits,
     Datum,
@@ -78,7 +79,7 @@ def fewshot_split(spec: RunSpec, reader: DatasetReader, splits: DatasetSplits) -
             else:
                 train, val = dassl_fewshot(splits.train, splits.val, spec.shots, spec.seed, draw_val=reader.draw_val)
             rows = {"train": items_to_json(train, root), "val": items_to_json(val, root)}
-            seed = spec.seed if draw == "coop" else 1
+            seed = spec.seed if draw == "coop" else TIP_DRAW_SEED
             atomic_write_json(path, {**rows, "shots": spec.shots, "seed": seed, "draw": draw, "hash": digest(rows)})
     # the record's split hash covers the draw (as stored beside it) and the test list
     return train, val, digest([digest(rows), digest(items_to_json(splits.test, root))])

@@ -314,16 +314,12 @@ def render_item(spec: ToySpec, classname: str, key: list[int]):  # -> PIL.Image.
 
 def _remove_dead_temp_folders(root: Path) -> None:
     """Delete the ``.tmp-<dataset>-<pid>`` folders of generations whose process is gone (killed mid-write)."""
+    from bench.io import pid_is_dead
+
     for folder in root.glob(".tmp-*-*"):
         pid = folder.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and pid_is_dead(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-        except OSError:  # alive, owned by someone else
-            pass
 
 
 def write_dataset(spec: ToySpec, root: Path) -> Path:
