@@ -1,8 +1,8 @@
 """Training works: on one toy dataset, CoOp and MMA beat zero-shot on the base classes, and with ``train.lr=0`` they
 do not. A trainer, optimiser or gradient path that silently stops updating parameters fails here.
 
-Measured with the shipped toy CLIP on toy_colors, seed 1, base accuracy: zero-shot 65.0; CoOp 95.8 (lr 0: 65.8);
-MMA with 20 epochs 90.8 (lr 0: 64.2). Its paper schedule (5 epochs = 30 steps here) gains only 5.8, too thin a margin.
+Measured with the shipped toy CLIP on toy_scenes (data version 5), seed 1, base accuracy, each method at its paper
+schedule: zero-shot 33.3; CoOp 81.7 (lr 0: 33.3); MMA 61.7 (lr 0: 30.8).
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from bench.config import parse_cfg_options
 
 pytestmark = pytest.mark.e2e
 
-# toy_colors (under the tungsten camera) is where both CoOp and MMA gain most over zero-shot on the toy suite.
-DATASET = "toy_colors"
-# CoOp: the toy suite's own settings (200 epochs on cached features); MMA: 20 epochs instead of 5 (see above).
-SETTINGS: dict[str, list[str]] = {"coop": [], "mma": ["train.epochs=20"]}
+# toy_scenes (the toy EuroSAT, behind the haze camera): where CoOp and MMA gain most over zero-shot on the toy suite.
+DATASET = "toy_scenes"
 MARGIN = 8.0  # base-accuracy points over zero-shot that a working trainer must reach
 
 
@@ -59,9 +57,9 @@ def zero_shot(results: Path) -> float:
     return _run(results, "zeroshot")
 
 
-@pytest.mark.parametrize("method", sorted(SETTINGS))
+@pytest.mark.parametrize("method", ["coop", "mma"])  # the toy suite's settings: CoOp 200 epochs, MMA 5 (25 steps here)
 def test_training_beats_zero_shot_and_lr0_does_not(method: str, zero_shot: float, results: Path) -> None:
-    trained = _run(results, method, *SETTINGS[method])
-    frozen = _run(results, method, *SETTINGS[method], "train.lr=0")
+    trained = _run(results, method)
+    frozen = _run(results, method, "train.lr=0")
     assert trained >= zero_shot + MARGIN, (method, trained, zero_shot)
     assert frozen < zero_shot + MARGIN / 2, (method, frozen, zero_shot)
