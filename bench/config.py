@@ -27,6 +27,7 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "weight_decay": 5e-4,
         "eps": 1e-8,  # adam / adamw only
         "epochs": 10,
+        "min_steps": 0,  # >0: raise the epochs until one training takes at least this many steps (small datasets)
         "batch_size": 32,
         "scheduler": "cosine",  # cosine | constant
         "scheduler_step": "epoch",  # epoch (Dassl) | iter (Tip-Adapter-F)
@@ -176,6 +177,7 @@ def _valid_keys(cfg: Mapping[str, Any], prefix: str = "") -> str:
 # that value, so upgrading never re-runs a finished sweep whose results it would not change (other values are hashed).
 HASH_NEUTRAL = {
     ("train", "fewshot_draw"): "coop",
+    ("train", "min_steps"): 0,
     ("method", "own_template"): True,  # zero-shot / Tip ensembles (False on ImageNet changes results: hashed)
     ("method", "shared_layer"): True,  # RMAdapter
     ("method", "rec_target"): "input",

@@ -11,7 +11,7 @@ import pytest
 from bench.config import apply_options, config_hash, parse_cfg_options
 from bench.errors import ConfigError, DataError
 from bench.io import atomic_write
-from bench.model.trainer import lr_factor
+from bench.model.trainer import lr_factor, resolve_schedule, steps_per_epoch
 from bench.report import tables as report
 from bench.sweep import plan as planlib
 from bench.sweep.layout import ResultsLayout
@@ -45,7 +45,7 @@ def test_bad_cfg_options_are_rejected(opt, match):
 
 def test_keys_added_at_their_old_behaviour_do_not_change_finished_runs_hashes():
     a = {"train": {"lr": 0.1}, "method": {}, "eval": {}}
-    b = {"train": {"lr": 0.1, "fewshot_draw": "coop"}, "method": {"own_template": True}, "eval": {}}
+    b = {"train": {"lr": 0.1, "fewshot_draw": "coop", "min_steps": 0}, "method": {"own_template": True}, "eval": {}}
     assert config_hash("coop", a) == config_hash("coop", b)
     b["train"]["fewshot_draw"] = "tip"
     assert config_hash("coop", a) != config_hash("coop", b)
@@ -129,6 +129,17 @@ def test_dassl_constant_warmup_then_cosine():
     no_warm = [lr_factor(e, 5, 0, warm, base, "cosine") for e in range(5)]
     assert no_warm[0] == 1.0 and no_warm == sorted(no_warm, reverse=True)
     assert lr_factor(0, total, 1, warm, 0.0, "cosine") == 0.0  # train.lr=0 with warm-up: no division by zero
+
+
+def test_min_steps_raises_the_epochs_only_where_the_papers_schedule_is_shorter():
+    cfg = {"method": {}, "train": {"epochs": 5, "batch_size": 16, "min_steps": 150}}
+    assert steps_per_epoch(48, 16) == 3 and steps_per_epoch(10, 16) == 1  # Dassl's drop_last rule
+    assert resolve_schedule(cfg, 48)["train"]["epochs"] == 50  # 3 steps per epoch: ceil(150 / 3)
+    assert resolve_schedule(cfg, 10)["train"]["epochs"] == 150  # one short batch per epoch
+    assert resolve_schedule(cfg, 800) is cfg  # 50 steps per epoch x 5 epochs already >= 150
+    assert cfg["train"]["epochs"] == 5  # the run's own config is never changed
+    assert resolve_schedule({**cfg, "train": {**cfg["train"], "min_steps": 0}}, 48)["train"]["epochs"] == 5
+    assert resolve_schedule({**cfg, "train": {**cfg["train"], "epochs": 0}}, 48)["train"]["epochs"] == 0  # no training
 
 
 # -- atomic writes -----------------------------------------------------------------------------------------------------

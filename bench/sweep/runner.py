@@ -39,7 +39,7 @@ from bench.io import atomic_write, atomic_write_json, digest, lock, set_aside
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
 from bench.model.method import Method
-from bench.model.trainer import fit, seed_everything
+from bench.model.trainer import fit, resolve_schedule, seed_everything
 from bench.registry import get_dataset, get_method, load_plugins
 from bench.sweep.plan import EvalSpec, RunSpec
 from bench.sweep.record import Record
@@ -182,7 +182,8 @@ def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Pro
 
     backbone = get_backbone(spec.backbone, spec.pretrained, device)
     seed_everything(spec.seed)  # the method's initialisation does not depend on how many backbones were built
-    method: Method = get_method(spec.method)(backbone, spec.config, n_cls=len(classnames)).to(device)
+    config = resolve_schedule(spec.config, len(train))  # train.min_steps raises the epochs (the record keeps both)
+    method: Method = get_method(spec.method)(backbone, config, n_cls=len(classnames)).to(device)
     method.set_classnames(classnames, reader.template)
     ctx = FitContext(backbone, device, spec.train_dataset, train, val, classnames, reader.template, spec.seed, caches,
                      spec.config["eval"]["batch_size"])  # fmt: skip
@@ -198,8 +199,8 @@ def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Pro
     stats: dict[str, Any] = {"train_s": 0.0}
     method.before_training(ctx)
     if method.trains:
-        epochs = spec.config["train"]["epochs"]
-        stats = fit(method, ctx, spec.config["train"],
+        epochs = config["train"]["epochs"]
+        stats = fit(method, ctx, config["train"],
                     on_epoch=lambda e, loss: say(f"{spec.label}: epoch {e + 1}/{epochs} loss {loss:.4f}"))  # fmt: skip
     method.after_training(ctx)
     stats["fit_s"] = time.perf_counter() - t0
