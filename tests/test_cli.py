@@ -236,7 +236,7 @@ def test_toy_suite_end_to_end_is_the_default_without_a_data_root(tmp_path, monke
     monkeypatch.delenv("BENCH_DATA", raising=False)
     results = tmp_path / "res"
     r = bench("run", "--results", results, "--method", "zeroshot,coop", "--protocol", "all", "--seeds", "1",
-              "--datasets", "toy_shapes,toy_imagenet_sketch", "--cfg-options", "train.epochs=1")  # fmt: skip
+              "--datasets", "toy_shapes,toy_imagenet_sketch", "--cfg-options", "train.epochs=1", "train.min_steps=0")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "toy suite" in r.output
     # per method: B2N toy_shapes base/novel, cross-dataset toy_imagenet + toy_shapes, DG toy_imagenet + sketch
