@@ -114,6 +114,7 @@ class TipAdapter(ZeroShotCLIP):
         scale = str(cfg["method"].get("logit_scale", "100"))
         if scale != "model" and not scale.replace(".", "", 1).isdigit():
             raise ConfigError(f"method.logit_scale={scale!r}: use a positive number (the official 100) or model")
+        self.fixed_scale = None if scale == "model" else float(scale)  # None: the checkpoint's own scale
         self.alpha = float(cfg["method"]["init_alpha"])
         self.beta = float(cfg["method"]["init_beta"])
         self.cache_classnames: list[str] = []
@@ -168,8 +169,7 @@ class TipAdapter(ZeroShotCLIP):
     def clip_scale(self) -> float | Tensor:
         """The multiplier of the CLIP logits: the official constant 100 (released CLIP's own scale) by default, so
         α keeps its meaning on a checkpoint with another scale; ``method.logit_scale=model`` uses the checkpoint's."""
-        scale = str(self.cfg["method"].get("logit_scale", "100"))
-        return self.backbone.logit_scale() if scale == "model" else float(scale)
+        return self.backbone.logit_scale() if self.fixed_scale is None else self.fixed_scale
 
     # -- validation-only α/β search ------------------------------------------------------------------------------
     @torch.no_grad()

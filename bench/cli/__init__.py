@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from bench.cli.common import DataRootOpt, PluginOpt, console, user_errors
 from bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bench.sweep.run import SweepResult
 
 app = typer.Typer(
     name="bench",
@@ -60,7 +63,7 @@ def run(
     """Plan and execute a sweep; finished runs are skipped, so re-running resumes."""
     from bench.sweep.executors import make_executor
     from bench.sweep.plan import parse_ints
-    from bench.sweep.run import SweepResult, run_sweep
+    from bench.sweep.run import run_sweep
 
     with user_errors():
         extra = list(ctx.args)
@@ -127,7 +130,7 @@ def _progress() -> Iterator[tuple]:
         progress.stop()
 
 
-def _print_plan(result: Any) -> None:  # a bench.sweep.run.SweepResult
+def _print_plan(result: SweepResult) -> None:
     table = Table("method", "config", "train on", "seed", "shots", "evaluations", "status", title="plan")
     for s in result.specs:
         pending = result.pending(s)

@@ -27,17 +27,20 @@ from bench.sweep.suites import Suite, resolve_data_root
 
 @dataclass
 class SweepResult:
-    """What a sweep planned and did. ``todo`` are the runs that had (or, in a dry run, have) work to do."""
+    """What a sweep planned and did."""
 
     suite: Suite
     data_root: Path
     results: ResultsLayout
     specs: list[RunSpec]
-    todo: list[RunSpec]
-    force: bool
     to_run: dict[int, list[EvalSpec]] = field(default_factory=dict)  # id(spec) -> its evaluations to (re)do
     written: int = 0
     seconds: float = 0.0
+
+    @property
+    def todo(self) -> list[RunSpec]:
+        """The runs that had (or, in a dry run, have) work to do."""
+        return [s for s in self.specs if self.pending(s)]
 
     @property
     def n_evals(self) -> int:
@@ -111,8 +114,8 @@ def run_sweep(
         s.plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins]
     # each record is read once here; a dry run only looks (damaged records are set aside by a real run)
     to_run = {id(s): s.evals if force else s.pending(heal=not dry_run) for s in specs}
-    todo = [s for s in specs if to_run[id(s)]]
-    result = SweepResult(the_suite, root, ResultsLayout(results), specs, todo, force, to_run)
+    result = SweepResult(the_suite, root, ResultsLayout(results), specs, to_run)
+    todo = result.todo
     if on_plan:
         on_plan(result)
     if dry_run:

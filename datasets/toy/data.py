@@ -235,8 +235,8 @@ TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered in
     # often crops a toy object away. Measured on B2N, 3 seeds (average base): crop scale 0.08 → 0.5 → none moved CoOp
     # 72.4 → 75.4 → 79.5 and MaPLe 70.0 → 73.5 → 80.8; MMA, RMAdapter, the Tip-Adapters moved under a point.
     # Every training takes at least 100 optimiser steps (train.min_steps; the epochs are raised, the schedule stays the
-    # paper's shape): the toy's base sets have 3-24 classes, so 5-epoch methods (MMA, RMAdapter, MaPLe) took 15-30
-    # steps, which on the real benchmark happens only on EuroSAT (Oxford Pets and DTD give MMA 95 and 120 steps).
+    # paper's shape): the toy's base sets have 3-24 classes, so 5-epoch methods (MMA, RMAdapter) took 15-50
+    # steps, which on the real benchmark happens only on EuroSAT (Oxford Pets and DTD give MMA 95 and 120, by its config).
     overrides={
         "*": {"train": {"augment": "none", "min_steps": 100}},
         "mma": {"method": {"adapter_start": 3, "adapter_end": 6, "adapter_scale": 0.1}},  # MMA: blocks 5-12 of 12
