@@ -43,8 +43,8 @@ class CoOp(Method):
         n_ctx = len(init.split()) if init else m["n_ctx"]  # CoOp: an initialisation fixes n_ctx to its word count
         self.prompt = PromptedText(backbone, n_ctx, init, m["class_token_position"], m["csc"], n_cls)
 
-    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.") -> None:
-        super().set_classnames(classnames, template)
+    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.", dataset: str = "") -> None:
+        super().set_classnames(classnames, template, dataset)
         self.prompt.set_classnames(classnames)
 
     def compute_text_features(self) -> Tensor:

@@ -112,8 +112,8 @@ class CoPrompt(MaPLe):
             raise ConfigError(f"{path}: every class needs the same number of descriptions (found {sorted(counts)})")
         return [table[c] for c in self.classnames]
 
-    def set_classnames(self, classnames: list[str], template: str = "a photo of a {}.") -> None:
-        super().set_classnames(classnames, template)
+    def set_classnames(self, classnames: list[str], template: str = "a photo of a {}.", dataset: str = "") -> None:
+        super().set_classnames(classnames, template, dataset)
         self._descriptions = None
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:

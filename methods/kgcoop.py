@@ -35,12 +35,13 @@ class KgCoOp(CoOp):
         # dataset): 4 tokens "a photo of a", SGD 0.002, batch 128, 100 epochs, cosine, 1 warm-up epoch at 1e-5.
         # Cross-dataset/DG: no script ships; the same config is used.
         method = {"n_ctx": 4, "ctx_init": "a photo of a", "class_token_position": "end", "csc": False,
-                  "kg_weight": 8.0, "kg_template": KG_TEMPLATES.get(dataset, ""),  # "": the dataset's template
+                  "kg_weight": 8.0, "kg_template": "",  # "": the dataset's (CUSTOM_TEMPLATES[cfg.DATASET.NAME])
                   "kg_distance": "cosine"}  # fmt: skip
         return {"method": method, "train": dassl_sgd(0.002, 100, 128, precision="amp")}
 
     def zero_shot_text_features(self) -> Tensor:
-        template = self.cfg["method"]["kg_template"] or self.template
+        # trainers/kgcoop.py L136: the template of the dataset the classes come from (only the loss reads it)
+        template = self.cfg["method"]["kg_template"] or KG_TEMPLATES.get(self.dataset, self.template)
         return self.backbone.encode_text(self.backbone.tokenize([template.format(c) for c in self.classnames]))
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:

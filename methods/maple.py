@@ -49,8 +49,8 @@ class MaPLe(Method):
         single = nn.Linear(d_t, d_v)
         self.deep_proj = nn.ModuleList([copy.deepcopy(single) for _ in range(depth - 1)])
 
-    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.") -> None:
-        super().set_classnames(classnames, template)
+    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.", dataset: str = "") -> None:
+        super().set_classnames(classnames, template, dataset)
         self.prompt.set_classnames(classnames)
 
     def vision_prompts(self) -> tuple[Tensor, list[Tensor]]:

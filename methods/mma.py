@@ -63,8 +63,10 @@ class MMA(Method):
         )  # fmt: skip
         self.register_buffer("token_ids", torch.zeros(0, dtype=torch.long), persistent=False)
 
-    def set_classnames(self, classnames: Sequence[str], template: str = MMA_TEMPLATE) -> None:
-        super().set_classnames(classnames, self.cfg["method"]["template"])  # MMA ignores the dataset's template
+    def set_classnames(self, classnames: Sequence[str], template: str = MMA_TEMPLATE, dataset: str = "") -> None:
+        super().set_classnames(
+            classnames, self.cfg["method"]["template"], dataset
+        )  # MMA ignores the dataset's template
         self.token_ids = self.backbone.tokenize(self.prompts())
 
     def encode_text_adapted(self, taps: list[Tap] | None = None, full_length: bool = False) -> Tensor:

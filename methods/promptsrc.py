@@ -85,8 +85,8 @@ class PromptSRC(Method):
         self.deep_vision = deep_prompt_params(vision_depth, m["n_ctx_vision"], backbone.vision_width)
         self._gpa: dict[str, Tensor] | None = None
 
-    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.") -> None:
-        super().set_classnames(classnames, template)
+    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.", dataset: str = "") -> None:
+        super().set_classnames(classnames, template, dataset)
         self.prompt.set_classnames(classnames)
 
     # -- forward -------------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ hand-written features through the same net.
 Following the code where it differs from the paper or from its own config: the insertion weight is 1 (replace), the
 regulariser weight 8 and the insertion block are hard-coded there (``TRAINER.COOP.W`` is unused), Adam runs with
 ``eps`` 1e-3 (the README's Dassl patch), and ImageNet and SUN397 train 25 epochs (``train.py``). The code ships
-base-to-novel scripts only; cross-dataset and DG use the same settings.
+base-to-novel scripts only; cross-dataset and DG use the same settings. Both hand-written templates are the evaluated
+dataset's: an evaluation on another dataset rebuilds the prompt learner from ``cfg.DATASET.NAME`` (the target).
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ class TCP(Method):
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         # configs/trainers/TCP/vit_b16_ep100_ctxv1.yaml + scripts/base2new_train.sh: N_CTX 4, random init, Adam lr 0.002
         # (eps 1e-3), weight decay 5e-4, batch 32, 50 epochs (25 on ImageNet and SUN397), cosine, 1 warm-up epoch.
+        # knowledge_template / prompt_suffix "": the *evaluated* dataset's (CUSTOM_TEMPLATES_ori / CUSTOM_TEMPLATES
+        # [cfg.DATASET.NAME], trainers/tcp.py L159, L177: an evaluation on another dataset rebuilds the prompt learner
+        # for it); a template here fixes one for every dataset.
         method = {"n_ctx": 4, "insert_layer": 8, "reduction": 4, "tcp_weight": 8.0,
-                  "knowledge_template": KNOWLEDGE_TEMPLATES.get(dataset, "a photo of a {}."),
-                  "prompt_suffix": PROMPT_SUFFIXES.get(dataset, "{}.")}  # fmt: skip
+                  "knowledge_template": "", "prompt_suffix": ""}  # fmt: skip
         epochs = 25 if dataset in ("imagenet", "sun397") else 50
         return {"method": method, "train": dassl_sgd(0.002, epochs, 32, optimizer="adam", eps=1e-3, precision="amp")}
 
@@ -74,7 +77,7 @@ class TCP(Method):
         super().__init__(backbone, cfg, n_cls)
         m = cfg["method"]
         check_depth(m["insert_layer"] + 1, backbone, "method.insert_layer (0-based) + 1")
-        self.prompt = PromptedText(backbone, m["n_ctx"], None, suffix=m["prompt_suffix"])
+        self.prompt = PromptedText(backbone, m["n_ctx"], None, suffix=self.prompt_suffix())
         d, hidden = backbone.embed_dim, backbone.embed_dim // m["reduction"]
         self.meta_net = nn.Sequential(
             OrderedDict(
@@ -83,12 +86,20 @@ class TCP(Method):
             )
         )  # fmt: skip
 
-    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.") -> None:
-        super().set_classnames(classnames, template)
-        self.prompt.set_classnames(classnames)
+    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.", dataset: str = "") -> None:
+        super().set_classnames(classnames, template, dataset)
+        self.prompt.set_classnames(classnames, self.prompt_suffix())
+
+    def knowledge_template(self) -> str:
+        """The hand-written prompt of the class's textual knowledge, for the dataset the classes come from."""
+        return self.cfg["method"]["knowledge_template"] or KNOWLEDGE_TEMPLATES.get(self.dataset, "a photo of a {}.")
+
+    def prompt_suffix(self) -> str:
+        """What follows the context tokens in the learned prompt, for the dataset the classes come from."""
+        return self.cfg["method"]["prompt_suffix"] or PROMPT_SUFFIXES.get(self.dataset, "{}.")
 
     def zero_shot_text_features(self) -> Tensor:
-        template = self.cfg["method"]["knowledge_template"]
+        template = self.knowledge_template()
         return self.backbone.encode_text(self.backbone.tokenize([template.format(c) for c in self.classnames]))
 
     def compute_text_features(self) -> Tensor:

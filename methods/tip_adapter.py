@@ -96,7 +96,9 @@ class TipAdapter(ZeroShotCLIP):
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         init_alpha, scale = TIP_CONFIGS.get(dataset, DEFAULT_TIP)
         method = {
-            "ensemble": dataset == "imagenet",  # main_imagenet.py: the 7-template ensemble; others one template
+            # main_imagenet.py: ImageNet's 7-template ensemble; main.py: each dataset's own template. Decided by the
+            # evaluated dataset (the shifted ImageNets share ImageNet's classes and take its 7).
+            "ensemble": "imagenet",
             "own_template": False,  # imagenet.py's 7 templates only (the dataset's own is not added)
             "logit_scale": "100",  # main.py: clip_logits = 100. * f @ W; a number, or "model": the checkpoint's own
             "augment_passes": 10,  # augment_epoch: 10

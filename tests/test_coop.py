@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bench.config import BASE_CONFIG, deep_merge
+from bench.errors import ConfigError
 from bench.model.method import Batch
 from bench.registry import get_method
 
@@ -74,8 +75,8 @@ def test_zeroshot_ensemble_averages_templates(tiny_backbone):
     assert m.num_trainable() == 0
 
 
-@pytest.mark.parametrize("method", ["zeroshot", "tip_adapter"])
-def test_imagenet_ensembles_exactly_the_seven_templates_other_datasets_add_their_own(tiny_backbone, method):
+@pytest.mark.parametrize("method,ensemble", [("zeroshot", "all"), ("tip_adapter", "imagenet")])
+def test_imagenet_ensembles_exactly_the_seven_templates_other_datasets_add_their_own(tiny_backbone, method, ensemble):
     """CoOp's ZeroshotCLIP2 adds CUSTOM_TEMPLATES[dataset] except on ImageNet; Tip-Adapter's ImageNet uses the 7."""
     from bench.model.backbone import normalize
     from bench.model.templates import IMAGENET_TEMPLATES_SELECT
@@ -85,13 +86,16 @@ def test_imagenet_ensembles_exactly_the_seven_templates_other_datasets_add_their
         "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
     ]  # fmt: skip
     assert seven == IMAGENET_TEMPLATES_SELECT
-    m = build(method, tiny_backbone, dataset="imagenet", ensemble=True)
+    m = build(method, tiny_backbone, dataset="imagenet", ensemble=ensemble)
+    m.set_classnames(["cat", "dog"], "a photo of a {}.", "imagenet")
     assert m.templates() == seven
     if method == "zeroshot":
-        m.set_classnames(["cat"], "a photo of a {} texture.")
-        assert build(method, tiny_backbone, dataset="dtd", ensemble=True).templates()[-1] == "a photo of a {}."
+        m.set_classnames(["cat"], "{} texture.", "dtd")
+        assert m.templates() == [*seven, "{} texture."]
+        m.set_classnames(["cat"], "a photo of a {}.", "imagenet_sketch")  # CUSTOM_TEMPLATES['ImageNetSketch'] added
+        assert m.templates() == [*seven, "a photo of a {}."]
         assert build(method, tiny_backbone, dataset="dtd").templates() == ["a photo of a {}."]
-    m.set_classnames(["cat", "dog"], "a photo of a {}.")
+    m.set_classnames(["cat", "dog"], "a photo of a {}.", "imagenet")
     tok = tiny_backbone.tokenize
     expected = normalize(
         torch.stack(
@@ -99,3 +103,11 @@ def test_imagenet_ensembles_exactly_the_seven_templates_other_datasets_add_their
         ).mean(0)
     )
     assert torch.allclose(m.zero_shot_text_features(), expected, atol=1e-6)
+
+
+def test_ensemble_takes_earlier_booleans_and_names_bad_values(tiny_backbone):
+    from bench.methods.zeroshot import ensemble_choice
+
+    assert [ensemble_choice(v) for v in (True, "False", "imagenet", "ALL")] == ["all", "none", "imagenet", "all"]
+    with pytest.raises(ConfigError, match="method.ensemble='seven'"):
+        build("zeroshot", tiny_backbone, ensemble="seven")

@@ -157,7 +157,7 @@ def test_tcp_tokens_come_from_each_classes_frozen_features_and_the_penalty_is_kg
         m.meta_net.linear2.bias.zero_()
     assert not torch.allclose(m.text_features(), text)
     # novel classes get their own tokens through the same net: the prompts are rebuilt from their names
-    m.set_classnames(["zebra", "kite"], "a photo of a {}.")
+    m.set_classnames(["zebra", "kite"], "{} texture.", "dtd")
     assert m.text_features().shape == (2, tiny_backbone.embed_dim)
     text = tiny_backbone.tokenizer.decode(m.prompt.token_ids[0].tolist())
     assert text.startswith("<start_of_text>x x x x zebra texture .")  # DTD's suffix after 4 context tokens

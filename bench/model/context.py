@@ -31,6 +31,7 @@ class FitContext:
     caches: Caches
     eval_batch_size: int = 256
     info: dict[str, Any] = field(default_factory=dict)  # methods may report choices here (e.g. Tip's alpha/beta)
+    role: str = ""  # the real dataset ``dataset`` plays (itself on the real benchmark): per-dataset templates
 
     def features(
         self, items: Sequence[Datum], augment: str | None = None, passes: int = 1, scale_min: float = 0.08
@@ -45,7 +46,7 @@ class FitContext:
     def evaluate(self, method: Method, items: Sequence[Datum]) -> float:
         """Accuracy of ``method`` on ``items`` (validation only: the harness never hands test items to a method)."""
         acc, _ = evaluate(method, items, self.classnames, self.template, self.backbone, self.device, self.caches,
-                          self.eval_batch_size)  # fmt: skip
+                          self.eval_batch_size, dataset=self.role)  # fmt: skip
         method.train()
         return acc
 
@@ -61,9 +62,11 @@ def evaluate(
     caches: Caches,
     batch_size: int = 256,
     precision: str = "amp",
+    dataset: str = "",
 ) -> tuple[float, list[float]]:
-    """Accuracy (%) and per-class accuracy of ``method`` on ``items`` labelled 0..len(classnames)-1."""
-    method.set_classnames(classnames, template)
+    """Accuracy (%) and per-class accuracy of ``method`` on ``items`` labelled 0..len(classnames)-1 of ``dataset``
+    (its role: per-dataset templates follow the evaluated dataset, see :meth:`Method.set_classnames`)."""
+    method.set_classnames(classnames, template, dataset)
     method.eval()
     labels = torch.tensor([d.label for d in items], device=device)
     preds = []

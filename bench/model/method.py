@@ -56,6 +56,7 @@ class Method(nn.Module):
         self.n_cls = n_cls  # classes of the training set (class-specific parameters need it up front)
         self.classnames: list[str] = []
         self.template = "a photo of a {}."
+        self.dataset = ""  # the dataset the classes come from (its role on generated suites): per-dataset templates
         self._text_cache: Tensor | None = None
         self._frozen_text: Tensor | None = None
 
@@ -66,10 +67,16 @@ class Method(nn.Module):
         return {}
 
     # -- classes -------------------------------------------------------------------------------------------------
-    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.") -> None:
-        """Point the classifier at ``classnames`` (base, novel or another dataset's classes)."""
+    def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.", dataset: str = "") -> None:
+        """Point the classifier at ``classnames`` (base, novel or another dataset's classes).
+
+        ``template`` is that dataset's hand-written prompt and ``dataset`` its name (on a generated suite, the real
+        dataset it plays): as in the official code, where a cross-dataset evaluation rebuilds the model for the
+        evaluated dataset (``cfg.DATASET.NAME``), every per-dataset choice follows the *evaluated* dataset.
+        """
         self.classnames = [c.replace("_", " ") for c in classnames]
         self.template = template
+        self.dataset = dataset
         self._text_cache = None
         self._frozen_text = None
 

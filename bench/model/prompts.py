@@ -65,7 +65,10 @@ class PromptedText(nn.Module):
         self.name_lens: list[int] = []
 
     @torch.no_grad()
-    def set_classnames(self, classnames: Sequence[str]) -> None:
+    def set_classnames(self, classnames: Sequence[str], suffix: str | None = None) -> None:
+        """Rebuild the class-dependent tokens; ``suffix`` replaces what follows the context (TCP: per dataset)."""
+        if suffix is not None:
+            self.suffix_template = suffix
         if self.class_specific and len(classnames) != self.ctx.shape[0]:
             raise ValueError("class-specific context cannot be evaluated on a different set of classes")
         backbone = self.backbone[0]

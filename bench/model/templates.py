@@ -3,7 +3,10 @@
 ``OPENAI_IMAGENET_TEMPLATES``: the first 60 of the 80 templates of OpenAI's "Prompt Engineering for ImageNet" notebook
 (openai/CLIP ``notebooks/Prompt_Engineering_for_ImageNet.ipynb``), the list PromptSRC averages its frozen text
 targets over. ``IMAGENET_TEMPLATES_SELECT``: the 7 of them CoOp's ``ZeroshotCLIP2`` and Tip-Adapter ensemble.
+``IMAGENET_FAMILY``: ImageNet and its four shifted test sets, which share its classes (Tip-Adapter's template rule).
 """
+
+IMAGENET_FAMILY = frozenset({"imagenet", "imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"})
 
 OPENAI_IMAGENET_TEMPLATES = [
     "a photo of a {}.",

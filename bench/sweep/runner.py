@@ -43,12 +43,20 @@ from bench.model.trainer import fit, resolve_schedule, seed_everything
 from bench.registry import get_dataset, get_method, load_plugins
 from bench.sweep.plan import EvalSpec, RunSpec
 from bench.sweep.record import Record
+from bench.sweep.suites import get_suite
 
 Progress = Callable[[str], None]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Data
+
+
+@lru_cache(maxsize=64)
+def role(suite: str, dataset: str) -> str:
+    """The real dataset ``dataset`` plays in ``suite`` (itself on the real benchmark): what methods key their
+    per-dataset choices (templates, ensembles) on."""
+    return get_suite(suite).roles.get(dataset, dataset)
 
 
 @lru_cache(maxsize=64)
@@ -184,9 +192,10 @@ def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Pro
     seed_everything(spec.seed)  # the method's initialisation does not depend on how many backbones were built
     config = resolve_schedule(spec.config, len(train))  # train.min_steps raises the epochs (the record keeps both)
     method: Method = get_method(spec.method)(backbone, config, n_cls=len(classnames)).to(device)
-    method.set_classnames(classnames, reader.template)
+    train_role = role(spec.suite, spec.train_dataset)
+    method.set_classnames(classnames, reader.template, train_role)
     ctx = FitContext(backbone, device, spec.train_dataset, train, val, classnames, reader.template, spec.seed, caches,
-                     spec.config["eval"]["batch_size"])  # fmt: skip
+                     spec.config["eval"]["batch_size"], role=train_role)  # fmt: skip
 
     ckpt_path = spec.checkpoint_path()
     ckpt = _load_checkpoint(ckpt_path, method, device, say) if ckpt_path.exists() and not force else None
@@ -231,7 +240,8 @@ def _evaluate(spec: RunSpec, ev: EvalSpec, trained: _Trained, caches: Caches, de
     names = subset_classnames(splits.classnames, ev.subset)
     t0 = time.perf_counter()
     acc, per_class = evaluate(trained.method, items, names, reader.template, trained.ctx.backbone, device, caches,
-                              spec.config["eval"]["batch_size"], spec.config["train"]["precision"])  # fmt: skip
+                              spec.config["eval"]["batch_size"], spec.config["train"]["precision"],
+                              role(spec.suite, ev.dataset))  # fmt: skip
     return {"accuracy": acc, "per_class_accuracy": dict(zip(names, per_class)), "eval_s": time.perf_counter() - t0,
             "n_test": len(items), "test_hash": digest(items_to_json(items, Path(spec.data_root)))}  # fmt: skip
 

@@ -226,7 +226,14 @@ TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered in
     backbone="toy-vit",
     pretrained="toy",
     # The toy source plays ImageNet: methods use their ImageNet settings on it (CoOp 50 epochs, MMA batch 128).
-    roles={"toy_imagenet": "imagenet"},
+    # Its shifted copies play ImageNet's: evaluation-time template rules (Tip-Adapter's ImageNet ensemble) follow them.
+    roles={
+        "toy_imagenet": "imagenet",
+        "toy_imagenet_v2": "imagenetv2",
+        "toy_imagenet_sketch": "imagenet_sketch",
+        "toy_imagenet_a": "imagenet_a",
+        "toy_imagenet_r": "imagenet_r",
+    },  # fmt: skip
     # toy-vit has 6 blocks per tower, not 12: the papers' layer choices mapped to the same relative depth.
     # MMA's adapter scale α: 0.1, the default of MMA's code (clip/model.py), not its yaml's 0.001. At 0.001 the toy's
     # adapters are inert: 30 SGD steps move the toy's logits by 0.001 (measured), so MMA equals zero-shot and RMAdapter
