@@ -16,6 +16,8 @@ from mmengine.config import Config
 
 from bench.errors import ConfigError
 from bench.io import digest
+from bench.precision import PRECISIONS
+from bench.registry import get_method
 
 # The harness defaults every method starts from (Dassl's defaults as the CoOp family uses them).
 BASE_CONFIG: dict[str, dict[str, Any]] = {
@@ -33,11 +35,14 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "scheduler_step": "epoch",  # epoch (Dassl) | iter (Tip-Adapter-F)
         "warmup_epochs": 0,
         "warmup_lr": 1e-5,  # Dassl's constant warm-up learning rate
-        "precision": "amp",  # amp (fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+        "precision": "amp",  # amp (fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp16 (official PREC fp16) | fp32
         "augment": "rrc_flip",  # rrc_flip: RandomResizedCrop(0.08-1) + flip, CoOp's train transform | randaugment | none
         "rrc_scale_min": 0.08,
         "fewshot_draw": "coop",  # coop: Dassl's draw for the run's seed (every method) | tip: Tip-Adapter's seed-1 draw
-        "feature_passes": 10,  # frozen-image-encoder methods: augmented feature passes cached and cycled per epoch
+        # frozen-image-encoder methods train on cached features of augmented passes: 0 = a fresh pass every epoch (the
+        # official loaders' fresh crop and flip per epoch; each pass is cached once and shared by every method and run
+        # that asks for it); N = N passes cycled (N times fewer image-encoder passes; not the official statistics)
+        "feature_passes": 0,
         "num_workers": 4,
     },
     "eval": {"batch_size": 256},
@@ -141,11 +146,11 @@ def apply_options(cfg: dict[str, Any], options: Mapping[str, Any]) -> dict[str, 
 
 # Bounds that every method's training config must satisfy: key -> (minimum, what it means).
 _MINIMA = {"epochs": (0, "training epochs"), "batch_size": (1, "images per step"), "lr": (0, "the learning rate"),
-           "feature_passes": (1, "augmented feature passes")}  # fmt: skip
+           "feature_passes": (0, "augmented feature passes (0: one per epoch)")}  # fmt: skip
 
 
 _CHOICES = {"optimizer": ("sgd", "adam", "adamw"), "scheduler": ("cosine", "constant"), "scheduler_step": ("epoch", "iter"),
-            "precision": ("amp", "bf16", "fp32"), "augment": ("rrc_flip", "randaugment", "none"),
+            "precision": PRECISIONS, "augment": ("rrc_flip", "randaugment", "none"),
             "fewshot_draw": ("coop", "tip")}  # fmt: skip
 
 
@@ -187,10 +192,20 @@ HASH_NEUTRAL = {
 }
 
 
+def _uses_feature_passes(method: str, cfg: Mapping[str, Any]) -> bool:
+    """Whether ``train.feature_passes`` can change ``method``'s results: it trains on cached augmented features."""
+    cls = get_method(method)
+    return cls.frozen_image_encoder and cls.trains and cfg.get("train", {}).get("augment") != "none"
+
+
 def config_hash(method: str, cfg: Mapping[str, Any], data_version: str | None = None) -> str:
     """A short hash of everything in the config that can change results, and of a generated world's ``data_version``
     (so a new toy world never counts the old world's records as done)."""
     slim = copy.deepcopy(dict(cfg))
+    if "feature_passes" in slim.get("train", {}) and not _uses_feature_passes(method, cfg):
+        # hashed at its old default where it cannot matter (deep methods, no augmentation: the toy suite), so that
+        # making fresh augmentation the default re-ran only the runs it changes
+        slim["train"]["feature_passes"] = 10
     if data_version is not None:
         slim["world"] = {"data_version": data_version}
     for section, key in NON_RESULT_KEYS:

@@ -25,6 +25,8 @@ class CLIPAdapter(Method):
 
     frozen_image_encoder: ClassVar[bool] = True
 
+    official_precision: ClassVar[str | None] = "fp32"  # clip_adapter.py: clip_model.float() before building
+
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         # clip_adapter.py: reduction 4, ratio 0.2 hard-coded; visual adapter only.

@@ -19,6 +19,8 @@ class CoOp(Method):
     """Context Optimization: ``n_ctx`` shared (or class-specific) context tokens learned by cross-entropy."""
 
     frozen_image_encoder: ClassVar[bool] = True
+    # configs: PREC fp16 (train.py extend_cfg); CoCoOp and KgCoOp inherit it
+    official_precision: ClassVar[str | None] = "fp16"
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -24,6 +24,8 @@ class MaPLe(Method):
     own text prompts at the same positions. Vision: ``proj(ctx)`` appended after the patch tokens before ``ln_pre``,
     replaced in blocks ``1..depth-1`` by ``proj_i(text_prompt_i)`` (trainers/maple.py, clip/model.py).
     """
+
+    official_precision: ClassVar[str | None] = "fp16"  # configs/trainers/MaPLe/*.yaml: PREC fp16; CoPrompt inherits it
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

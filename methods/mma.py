@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -47,6 +47,8 @@ class MMA(Method):
     with the gradient-scale trick, so the adapters learn as if α were 1. Text prompts are fixed to
     "a photo of a {class}." for every dataset (no learnable context).
     """
+
+    official_precision: ClassVar[str | None] = "amp"  # configs/trainers/MultiModalAdapter/*.yaml: PREC amp
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,8 @@ def gpa_weights(epochs: int, mean: float, std: float) -> list[float]:
 @register_method("promptsrc")
 class PromptSRC(Method):
     """Deep vision and text prompts kept close to frozen CLIP (L1 on features, KL on logits), averaged over epochs."""
+
+    official_precision: ClassVar[str | None] = "fp16"  # configs/trainers/PromptSRC/*.yaml: PREC fp16
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ is a named option under ``method`` whose default is the best-supported guess; th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,8 @@ class RMAdapter(MMA):
     with ``h_ℓ`` the adapter input ``ln_1(x)`` and ``x``/``w`` frozen-CLIP features of the same augmented image and
     the same prompts. Inference uses only the adaptation branch (identical to MMA's forward).
     """
+
+    official_precision: ClassVar[str | None] = None  # no official code (MMA's amp is this harness's guess)
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

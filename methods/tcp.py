@@ -60,6 +60,8 @@ class TCP(Method):
     """CoOp context plus class-aware tokens, mapped from frozen CLIP's class text features, inserted in the text tower."""
 
     frozen_image_encoder: ClassVar[bool] = True
+    # configs/trainers/TCP/*.yaml: PREC fp16 (its amp branch cannot run)
+    official_precision: ClassVar[str | None] = "fp16"
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -236,8 +236,7 @@ class TipAdapterF(TipAdapter):
                 "scheduler": "cosine",
                 "scheduler_step": "iter",  # CosineAnnealingLR(T_max=train_epoch * len(loader)), stepped per iter
                 "warmup_epochs": 0,
-                "augment": "rrc_flip",
-                "feature_passes": 10,  # cycles the cache's own 10 augmented passes
+                "augment": "rrc_flip",  # train_loader_F: a fresh crop and flip every epoch (feature_passes 0)
             }
         )
         cfg["method"]["select_epoch"] = True  # best epoch on val (official: on test)

@@ -26,6 +26,8 @@ class ZeroShotCLIP(Method):
 
     frozen_image_encoder: ClassVar[bool] = True
     trains: ClassVar[bool] = False
+    # zsclip.py: CLIP as loaded, fp16 weights (Tip-Adapter's clip.load too)
+    official_precision: ClassVar[str | None] = "fp16"
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -81,11 +81,11 @@ class StubContext:
         noise = torch.randn(len(items), self.centres.shape[1], generator=g)
         return 3 * self.centres[[d.label for d in items]] + noise
 
-    def features(self, items, augment=None, passes: int = 1, scale_min: float = 0.08) -> list[torch.Tensor]:
+    def features(self, items, augment=None, passes: int = 1, scale_min: float = 0.08, first: int = 0):
         if augment is not None:
             assert scale_min == 0.5  # Tip-Adapter's cache crops with scale (0.5, 1)
         self.requested.append(items)
-        return [self._feats(items, p) for p in range(passes if augment else 1)]
+        return [self._feats(items, p) for p in range(first, first + passes if augment else 1)]
 
     def labels(self, items) -> torch.Tensor:
         return torch.tensor([d.label for d in items])

@@ -22,6 +22,7 @@ from torchvision import transforms as T
 from bench.datasets.base import Datum
 from bench.errors import DataError
 from bench.io import atomic_write, digest, lock, set_aside
+from bench.precision import autocast
 
 if TYPE_CHECKING:  # the model layer sits above this one
     from bench.model.backbone import Backbone
@@ -159,17 +160,19 @@ class Caches:
         seed: int = 0,
         scale_min: float = 0.08,
         batch_size: int = 256,
+        first: int = 0,
     ) -> list[Tensor]:
         """Frozen image features, one (N, D) float tensor per pass (CPU).
 
-        ``augment=None``: test preprocessing (one pass, from the image store). Otherwise ``passes`` augmented passes,
-        each seeded by ``(seed, pass)``, so a pass is the same tensor for every method that asks for it.
+        ``augment=None``: test preprocessing (one pass, from the image store). Otherwise ``passes`` augmented passes
+        from pass ``first`` on, each seeded by ``(seed, pass)``, so a pass is the same tensor for every method that
+        asks for it.
         """
         spec = {"backbone": backbone.name, "weights": backbone.fingerprint, "size": backbone.image_size,
                 "augment": augment, "scale_min": scale_min}  # fmt: skip
         base = digest({**spec, "files": files_fingerprint(items)})
         out = []
-        for p in range(passes if augment else 1):
+        for p in range(first, first + passes) if augment else [0]:
             tag = "test" if augment is None else f"{augment}-s{seed}-p{p}"
             path = self.root / "features" / f"{base}-{tag}.pt"
 
@@ -227,10 +230,3 @@ def _cached(path: Path, build: Callable[[], Callable[[Path], None]], load: Calla
             return value
         set_aside(path)
     raise DataError(f"cache file {path} could not be rebuilt; delete its folder and run again")
-
-
-def autocast(device: torch.device, precision: str = "amp") -> torch.autocast:
-    """fp16 autocast on CUDA for ``amp`` (bf16 for ``bf16``); a no-op on CPU or for ``fp32``."""
-    if device.type != "cuda" or precision == "fp32":
-        return torch.autocast(device_type="cpu", enabled=False)
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

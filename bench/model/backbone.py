@@ -19,7 +19,7 @@ from pathlib import Path
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import text_global_pool
+from open_clip.transformer import LayerNorm, LayerNormFp32, text_global_pool
 from torch import Tensor, nn
 
 from bench.errors import BenchError, ConfigError
@@ -159,11 +159,31 @@ class Backbone(nn.Module):
     def name(self) -> str:
         return f"{self.arch}/{self.pretrained}"
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the converted weights (float16 in the official fp16 mode): inputs are cast to it, as CLIP's
+        ``x.type(self.dtype)``."""
+        return self.model.visual.conv1.weight.dtype
+
+    def convert_to_half(self) -> Backbone:
+        """OpenAI CLIP's ``convert_weights``, the model of the official fp16 runs: linear, conv, attention and the
+        projections in float16 (open_clip's ``convert_weights_to_lp``), LayerNorm computing in float32 and returning
+        half (CLIP's own ``LayerNorm``), token/positional/class embeddings and the logit scale kept float32."""
+        open_clip.convert_weights_to_lp(self.model, torch.float16)
+        for m in self.model.modules():
+            if type(m) is LayerNorm:
+                m.__class__ = LayerNormFp32  # same parameters; forward computes in float32
+        self.__dict__.pop("fingerprint", None)
+        return self
+
     @functools.cached_property
     def fingerprint(self) -> str:
-        """A digest of the weights (every tensor's name, shape and a strided sample of its values): feature caches
-        key on it, so a checkpoint rewritten at the same path or tag never reuses the old features."""
+        """A digest of the weights (every tensor's name, shape and a strided sample of its values, and their dtype when
+        not float32): feature caches key on it, so a checkpoint rewritten at the same path or tag, or the same weights
+        run in half, never reuse the old features."""
         h = hashlib.sha256()
+        if self.dtype != torch.float32:  # OpenAI's weights are fp16 values: only the dtype tells the features apart
+            h.update(str(self.dtype).encode())
         for name, t in self.model.state_dict().items():
             flat = t.detach().reshape(-1)
             sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes()
@@ -195,7 +215,7 @@ class Backbone(nn.Module):
         ``full_length`` runs all positions anyway (for a ``block_fn`` that reads the padding, e.g. a loss over them).
         """
         m = self.model
-        x = self.token_embedding(token_ids) if embeddings is None else embeddings
+        x = (self.token_embedding(token_ids) if embeddings is None else embeddings).to(self.dtype)
         mask = m.attn_mask
         n = token_ids.shape[1] if full_length else self._text_length(token_ids)
         if n < x.shape[1]:
@@ -228,7 +248,7 @@ class Backbone(nn.Module):
         A method whose frozen and adapted passes share their lower blocks runs them once (RMAdapter's frozen target).
         """
         v = self.model.visual
-        x = v.conv1(images.to(v.class_embedding.dtype))
+        x = v.conv1(images.to(self.dtype))
         x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
         cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1) + v.positional_embedding.to(x.dtype)
@@ -280,15 +300,17 @@ def normalize(x: Tensor) -> Tensor:
     return F.normalize(x.float(), dim=-1)
 
 
-_BACKBONES: dict[tuple[str, str, str], Backbone] = {}
+_BACKBONES: dict[tuple[str, str, str, bool], Backbone] = {}
 
 
-def get_backbone(arch: str, pretrained: str, device: torch.device) -> Backbone:
-    """The frozen backbone, reused across the runs of one process (one at a time: GPU memory)."""
-    key = (arch, pretrained, str(device))
+def get_backbone(arch: str, pretrained: str, device: torch.device, half: bool = False) -> Backbone:
+    """The frozen backbone, reused across the runs of one process (one at a time: GPU memory); ``half``: converted
+    for the official fp16 mode (:meth:`Backbone.convert_to_half`)."""
+    key = (arch, pretrained, str(device), half)
     if key not in _BACKBONES:
         _BACKBONES.clear()  # one at a time: GPU memory
-        _BACKBONES[key] = load_backbone(arch, pretrained).to(device)
+        backbone = load_backbone(arch, pretrained)
+        _BACKBONES[key] = (backbone.convert_to_half() if half else backbone).to(device)
     return _BACKBONES[key]
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.data.caches import Caches, Normalizer, autocast
+from bench.data.caches import Caches, Normalizer
 from bench.datasets.base import Datum
 from bench.model.backbone import Backbone
 from bench.model.method import Method
+from bench.precision import autocast
 
 
 @dataclass
@@ -34,11 +35,17 @@ class FitContext:
     role: str = ""  # the real dataset ``dataset`` plays (itself on the real benchmark): per-dataset templates
 
     def features(
-        self, items: Sequence[Datum], augment: str | None = None, passes: int = 1, scale_min: float = 0.08
+        self,
+        items: Sequence[Datum],
+        augment: str | None = None,
+        passes: int = 1,
+        scale_min: float = 0.08,
+        first: int = 0,
     ) -> list[Tensor]:
-        """Frozen image features of ``items`` (test preprocessing, or ``passes`` augmented passes with
-        RandomResizedCrop scale ``(scale_min, 1)``)."""
-        return self.caches.features(self.backbone, items, self.device, augment, passes, self.seed, scale_min)
+        """Frozen image features of ``items`` (test preprocessing, or augmented passes ``first .. first + passes - 1``
+        with RandomResizedCrop scale ``(scale_min, 1)``)."""
+        return self.caches.features(self.backbone, items, self.device, augment, passes, self.seed, scale_min,
+                                    first=first)  # fmt: skip
 
     def labels(self, items: Sequence[Datum]) -> Tensor:
         return torch.tensor([d.label for d in items], dtype=torch.long)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.model.backbone import Backbone, normalize
+from bench.precision import Precision
 
 if TYPE_CHECKING:
     from bench.model.context import FitContext
@@ -48,6 +49,8 @@ class Method(nn.Module):
     trains: ClassVar[bool] = True
     # `bench list methods` shows this instead of a count when the size depends on the data (Tip-Adapter-F's cache).
     parameter_note: ClassVar[str | None] = None
+    # The precision of the official runs (``train.precision`` values); None where there is no official code.
+    official_precision: ClassVar[str | None] = None
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__()
@@ -65,6 +68,25 @@ class Method(nn.Module):
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         """This method's hyper-parameters for ``protocol`` when training on ``dataset`` (merged over BASE_CONFIG)."""
         return {}
+
+    @classmethod
+    def departures(cls, cfg: dict[str, Any], device_type: str = "cuda") -> list[str]:
+        """Where ``cfg`` run on ``device_type`` departs from the official code in ways the published numbers depend on:
+        records carry these, and the report prints them so that nobody compares such a row with a paper by accident."""
+        train, out = cfg["train"], []
+        precision = Precision(train["precision"], device_type)
+        official = cls.official_precision
+        if official and (train["precision"] != official or device_type != "cuda"):
+            effective = (
+                ""
+                if device_type == "cuda"
+                else f" on {device_type}, "
+                + ("float32" if precision.autocast_dtype is None else str(precision.autocast_dtype).split(".")[-1])
+            )
+            out.append(f"precision {train['precision']}{effective} (official: {official} on GPU)")
+        if cls.frozen_image_encoder and cls.trains and train["augment"] != "none" and train.get("feature_passes"):
+            out.append(f"{train['feature_passes']} cached augmented passes cycled (official: a fresh one every epoch)")
+        return out
 
     # -- classes -------------------------------------------------------------------------------------------------
     def set_classnames(self, classnames: Sequence[str], template: str = "a photo of a {}.", dataset: str = "") -> None:

@@ -18,12 +18,13 @@ from PIL import Image
 from torch import Tensor
 
 from bench.config import BASE_CONFIG, apply_options, deep_merge, has_option
-from bench.data.caches import Caches, autocast
+from bench.data.caches import Caches
 from bench.datasets.base import Datum
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
 from bench.model.method import Batch, Method
-from bench.model.trainer import build_optimizer, fit
+from bench.model.trainer import build_optimizer, cast_learned, fit
+from bench.precision import Precision
 from bench.registry import get_method
 
 
@@ -80,12 +81,14 @@ def measure(
 ) -> dict[str, float]:
     """Train and eval throughput (images/s) of one method, bare vs harness training, and its saved activations."""
     dev = torch.device(device)
-    backbone = get_backbone(arch, pretrained, dev)
     cls = get_method(method_name)
     # a dataset no method has settings for: generic defaults, no per-dataset files (CoPrompt's descriptions)
     cfg = apply_options(deep_merge(BASE_CONFIG, cls.default_config("base2novel", "perf")), options or {})
     cfg["train"].update(batch_size=batch_size, epochs=1, feature_passes=1)
+    precision = Precision(cfg["train"]["precision"], dev.type)
+    backbone = get_backbone(arch, pretrained, dev, half=precision.weights_dtype == torch.float16)
     method: Method = cls(backbone, cfg, n_cls=n_cls).to(dev)
+    cast_learned(method, precision.weights_dtype)
     names = [f"class {i}" for i in range(n_cls)]
     method.set_classnames(names)
     size = backbone.image_size
@@ -98,12 +101,13 @@ def measure(
         ctx = FitContext(backbone, dev, "perf", items, items[:batch_size], names, "a photo of a {}.", 0, caches)
         if method.trains and method.trainable_parameters():
             method.before_training(ctx)  # per-run state (caches, frozen targets) as in a real run, untimed
+            cast_learned(method, precision.weights_dtype)
             opt = build_optimizer(method.trainable_parameters(), cfg["train"])
             method.train()
             feats = backbone.encode_image(images).detach() if method.frozen_image_encoder else None
             index = torch.arange(batch_size)  # the batch stands for the first items of ctx.train
             batch = Batch(labels=labels, images=None if feats is not None else images, features=feats, index=index)
-            with autocast(dev, cfg["train"]["precision"]):
+            with precision.autocast():
                 out["saved_mb"] = saved_activation_bytes(lambda: sum(method.loss(batch).values())) / 2**20
             opt.zero_grad(set_to_none=True)
             for i in range(steps + 2):  # two warm-up steps
@@ -112,7 +116,7 @@ def measure(
                     if dev.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(dev)
                     t0 = time.perf_counter()
-                with autocast(dev, cfg["train"]["precision"]):
+                with precision.autocast():
                     loss = sum(method.loss(batch).values())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

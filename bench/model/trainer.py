@@ -1,8 +1,9 @@
 """The training loop shared by every method: optimiser, Dassl's schedule, mixed precision, NaN guard.
 
 Deep methods see augmented images decoded each epoch; methods with a frozen image encoder see cached features of
-augmented passes (pass ``epoch % feature_passes``), which gives the same augmentation statistics at a fraction of
-the cost.
+augmented passes: by default a fresh pass every epoch, the official loaders' statistics (each pass is encoded once and
+cached, so every method and run of the same draw and seed shares it); ``train.feature_passes=N`` cycles N passes
+(pass ``epoch % N``) for N times fewer image-encoder passes.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from bench.data.caches import ImageDataset, Normalizer, autocast, train_transform
+from bench.data.caches import ImageDataset, Normalizer, train_transform
 from bench.errors import BenchError
 from bench.model.method import Batch, Method
+from bench.precision import Precision
 
 if TYPE_CHECKING:
     from bench.model.context import FitContext
@@ -77,6 +79,16 @@ def resolve_schedule(cfg: dict[str, Any], n_train: int) -> dict[str, Any]:
     return cfg if needed <= epochs else {**cfg, "train": {**train, "epochs": needed}}
 
 
+def cast_learned(method: Method, dtype: torch.dtype) -> None:
+    """The method's own floating parameters and buffers, never the backbone's, in ``dtype``: the official fp16 mode
+    keeps every learned tensor (CoOp's context, MaPLe's projections, TCP's meta-net) in half and updates it in half."""
+    if dtype == torch.float32:
+        return
+    for name, t in [*method.named_parameters(), *method.named_buffers()]:
+        if not name.startswith("backbone.") and t.is_floating_point():
+            t.data = t.data.to(dtype)
+
+
 def fit(
     method: Method, ctx: FitContext, cfg: dict[str, Any], on_epoch: Callable[[int, float], None] | None = None
 ) -> dict:
@@ -87,6 +99,8 @@ def fit(
     stats: dict[str, Any] = {"epochs": epochs, "steps": 0, "train_s": 0.0, "losses": {}}
     if not params or epochs <= 0:
         return stats
+    precision = Precision(cfg["precision"], device.type)
+    cast_learned(method, precision.weights_dtype)  # again: before_training may have made parameters (Tip-F's keys)
     opt = build_optimizer(params, cfg)
     batches = _batches(method, ctx, cfg)
     per_epoch = batches.steps_per_epoch  # >= 1 by Dassl's rule
@@ -96,7 +110,7 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, total, warmup, cfg["warmup_lr"], cfg["lr"], cfg["scheduler"])
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg["precision"] == "amp")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.loss_scaling)
     method.train()
     t0 = time.perf_counter()
     for epoch in range(epochs):
@@ -104,7 +118,7 @@ def fit(
         terms: dict[str, Tensor] = {}
         n = 0
         for batch in batches.epoch(epoch):
-            with autocast(device, cfg["precision"]):
+            with precision.autocast():
                 terms = method.loss(batch)
                 loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
@@ -134,6 +148,9 @@ def fit(
     return stats
 
 
+_KEEP = 16  # passes held in memory at most (one ImageNet pass, 16k × 512 floats, is 32 MB)
+
+
 class _batches:
     """Per-epoch batches of images or cached features, with Dassl's shuffling and ``drop_last`` rule."""
 
@@ -145,8 +162,13 @@ class _batches:
         self.steps_per_epoch = steps_per_epoch(n, self.bs)
         self.gen = torch.Generator().manual_seed(ctx.seed)
         if method.frozen_image_encoder:
-            augment = None if cfg["augment"] == "none" else cfg["augment"]
-            self.features = ctx.features(ctx.train, augment, cfg["feature_passes"], cfg["rrc_scale_min"])
+            self.augment = None if cfg["augment"] == "none" else cfg["augment"]
+            self.passes = (cfg["feature_passes"] or cfg["epochs"]) if self.augment else 1
+            self.kept: dict[int, Tensor] = {}
+            for p in range(self.passes):  # encode (or find) every pass before the first step
+                feats = self._pass(p)
+                if self.passes <= _KEEP:  # a few passes stay in memory; more are read back when their epoch comes
+                    self.kept[p] = feats
             self.labels = torch.tensor([d.label for d in ctx.train])
         else:
             tf = train_transform(ctx.backbone.image_size, cfg["augment"], cfg["rrc_scale_min"])
@@ -165,10 +187,15 @@ class _batches:
             )
             self.norm = Normalizer(ctx.backbone, ctx.device)
 
+    def _pass(self, p: int) -> Tensor:
+        if p not in self.kept:
+            return self.ctx.features(self.ctx.train, self.augment, 1, self.cfg["rrc_scale_min"], first=p)[0]
+        return self.kept[p]
+
     def epoch(self, epoch: int) -> Iterator[Batch]:
         device = self.ctx.device
         if self.method.frozen_image_encoder:
-            feats = self.features[epoch % len(self.features)]
+            feats = self._pass(epoch % self.passes)
             order = torch.randperm(len(feats), generator=self.gen)
             stop = self.steps_per_epoch * self.bs if self.drop_last else len(order)
             for i in range(0, stop, self.bs):

@@ -54,6 +54,9 @@ class Record:
     versions: dict[str, str]
     git_revision: str
     created: str
+    # where the run's settings depart from the official code's in ways published numbers depend on (the report prints
+    # them under its tables); None in records written before the field existed
+    departures: list[str] | None = None
     record_version: int = RECORD_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys of an older/newer record, kept on round trip
 

@@ -39,7 +39,8 @@ from bench.io import atomic_write, atomic_write_json, digest, lock, set_aside
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
 from bench.model.method import Method
-from bench.model.trainer import fit, resolve_schedule, seed_everything
+from bench.model.trainer import cast_learned, fit, resolve_schedule, seed_everything
+from bench.precision import Precision
 from bench.registry import get_dataset, get_method, load_plugins
 from bench.sweep.plan import EvalSpec, RunSpec
 from bench.sweep.record import Record
@@ -188,10 +189,12 @@ def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Pro
     val = subsample_classes(val, spec.train_subset, range(len(splits.classnames)))
     classnames = subset_classnames(splits.classnames, spec.train_subset)
 
-    backbone = get_backbone(spec.backbone, spec.pretrained, device)
+    precision = Precision(spec.config["train"]["precision"], device.type)
+    backbone = get_backbone(spec.backbone, spec.pretrained, device, half=precision.weights_dtype == torch.float16)
     seed_everything(spec.seed)  # the method's initialisation does not depend on how many backbones were built
     config = resolve_schedule(spec.config, len(train))  # train.min_steps raises the epochs (the record keeps both)
     method: Method = get_method(spec.method)(backbone, config, n_cls=len(classnames)).to(device)
+    cast_learned(method, precision.weights_dtype)  # fp16: initialised in float32, then held in half (CoOp's dtype)
     train_role = role(spec.suite, spec.train_dataset)
     method.set_classnames(classnames, reader.template, train_role)
     ctx = FitContext(backbone, device, spec.train_dataset, train, val, classnames, reader.template, spec.seed, caches,
@@ -279,4 +282,5 @@ def _record(spec: RunSpec, ev: EvalSpec, trained: _Trained, result: dict[str, An
         versions=versions(),
         git_revision=_git_revision(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        departures=get_method(spec.method).departures(spec.config, device.type),
     )
