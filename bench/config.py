@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ast
 import copy
-from collections.abc import Iterable, Mapping
-from typing import Any
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from mmengine.config import Config
 
@@ -144,28 +145,74 @@ def apply_options(cfg: dict[str, Any], options: Mapping[str, Any]) -> dict[str, 
     return Config(cfg).to_dict()
 
 
-# Bounds that every method's training config must satisfy: key -> (minimum, what it means).
-_MINIMA = {"epochs": (0, "training epochs"), "batch_size": (1, "images per step"), "lr": (0, "the learning rate"),
-           "feature_passes": (0, "augmented feature passes (0: one per epoch)")}  # fmt: skip
+class Range(NamedTuple):
+    """The values a numeric key may take: ``low`` (inclusive; exclusive with ``open_low``) to ``high`` (inclusive)."""
 
+    low: float
+    high: float | None = None
+    what: str = ""
+    open_low: bool = False
+
+    def check(self, key: str, value: float) -> None:
+        too_low = value <= self.low if self.open_low else value < self.low
+        if too_low or (self.high is not None and value > self.high):
+            bound = f"{'above' if self.open_low else 'at least'} {self.low:g}"
+            bound += f" and at most {self.high:g}" if self.high is not None else ""
+            what = f"{self.what} must be" if self.what else "must be"
+            raise ConfigError(f"{key}={value}: {what} {bound}")
+
+
+# The ranges of the harness's numeric keys (the defaults are in BASE_CONFIG). A method declares its own keys' ranges in
+# ``Method.option_ranges``; any other number must be finite and not negative (every numeric option here is a count,
+# rate, weight or scale).
+RANGES: dict[str, Range] = {
+    "train.lr": Range(0, what="the learning rate"),
+    "train.momentum": Range(0, 1, "SGD momentum"),
+    "train.weight_decay": Range(0, what="weight decay"),
+    "train.adamw_weight_decay": Range(0, what="AdamW weight decay"),
+    "train.eps": Range(0, what="the optimiser's eps", open_low=True),
+    "train.epochs": Range(0, what="training epochs"),
+    "train.min_steps": Range(0, what="the step floor"),
+    "train.batch_size": Range(1, what="images per step"),
+    "train.warmup_epochs": Range(0, what="warm-up epochs"),
+    "train.warmup_lr": Range(0, what="the warm-up learning rate"),
+    "train.rrc_scale_min": Range(0, 1, "RandomResizedCrop's smallest area fraction", open_low=True),
+    "train.feature_passes": Range(0, what="augmented feature passes (0: one per epoch)"),
+    "train.views": Range(1, 2, "augmented views per image"),
+    "train.num_workers": Range(0, what="data-loading workers"),
+    "eval.batch_size": Range(1, what="images per evaluation batch"),
+}
 
 _CHOICES = {"optimizer": ("sgd", "adam", "adamw"), "scheduler": ("cosine", "constant"), "scheduler_step": ("epoch", "iter"),
             "precision": PRECISIONS, "augment": ("rrc_flip", "randaugment", "none"),
             "fewshot_draw": ("coop", "tip")}  # fmt: skip
 
 
-def validate(cfg: Mapping[str, Any]) -> None:
-    """Reject values no training can use (negative epochs, a zero batch, an unknown optimizer) before any run starts."""
+def validate(cfg: Mapping[str, Any], ranges: Mapping[str, Range] | None = None) -> None:
+    """Reject values no training can use (a NaN, negative epochs, a zero batch, an unknown optimizer) before any run
+    starts: the harness's :data:`RANGES`, the method's own ``ranges`` (``method.<key>``), and every other number
+    finite and not negative."""
     for key, allowed in _CHOICES.items():
         value = cfg.get("train", {}).get(key)
         if value is not None and value not in allowed:
             raise ConfigError(f"train.{key}={value!r}: use one of {', '.join(allowed)}")
-    for key, (low, what) in _MINIMA.items():
-        value = cfg.get("train", {}).get(key)
-        if value is not None and value < low:
-            raise ConfigError(f"train.{key}={value}: {what} must be at least {low}")
-    if cfg.get("eval", {}).get("batch_size", 1) < 1:
-        raise ConfigError(f"eval.batch_size={cfg['eval']['batch_size']}: must be at least 1")
+    declared = {**RANGES, **{f"method.{k}": r for k, r in (ranges or {}).items()}}
+    for key, value in _numbers(cfg):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}={value}: must be a finite number")
+        (declared.get(key.partition("[")[0]) or Range(0)).check(key, value)
+
+
+def _numbers(node: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """(dotted key, value) of every number in a config tree; list items as ``key[i]``."""
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            yield from _numbers(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _numbers(v, f"{prefix}[{i}]")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield prefix, node
 
 
 def _valid_keys(cfg: Mapping[str, Any], prefix: str = "") -> str:

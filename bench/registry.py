@@ -32,8 +32,15 @@ def register_method(name: str) -> Callable[[T], T]:
     """Class decorator: register a :class:`~bench.model.method.Method` under ``name`` and set ``cls.name``."""
 
     def deco(cls: T) -> T:
+        taken = METHODS.module_dict.get(name)
+        same = taken is not None and (taken.__module__, taken.__qualname__) == (cls.__module__, cls.__qualname__)
+        if taken is not None and not same:  # the same class imported again (a reloaded module) is fine
+            raise ConfigError(
+                f"method name {name!r} is taken by {taken.__module__}.{taken.__qualname__}; register "
+                f"{cls.__qualname__} under another name, e.g. @register_method({name + '_v2'!r})"
+            )
         cls.name = name  # type: ignore[attr-defined]
-        METHODS.register_module(name=name, module=cls)
+        METHODS.register_module(name=name, module=cls, force=taken is not None)
         return cls
 
     return deco
@@ -78,25 +85,55 @@ def parse_names(value: str, registry: Registry) -> list[str]:
     return names
 
 
-def load_plugins(plugins: Sequence[str] | None) -> None:
-    """Import each plugin (idempotent): a module on ``sys.path`` (``mypkg.methods``) or a Python file (``./my_method.py``)."""
+def load_plugins(plugins: Sequence[str] | None, strict: bool = True) -> list[str]:
+    """Import each plugin (idempotent): a module on ``sys.path`` (``mypkg.methods``) or a Python file (``./my_method.py``).
+
+    A plugin that cannot be imported — missing, a syntax error, an exception at import, a name already registered — is
+    one :class:`ConfigError` naming it; with ``strict=False`` the messages are returned instead (``bench list`` still
+    lists everything else).
+    """
+    failures = []
     for plugin in plugins or []:
-        path = Path(plugin)
-        if plugin.endswith(".py"):
-            if not path.is_file():
-                raise ConfigError(f"--plugin {plugin}: no such file")
-            name = f"bench_plugin_{path.stem}"
-            if name in sys.modules:
-                continue
-            spec = importlib.util.spec_from_file_location(name, path.resolve())
-            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-            sys.modules[spec.name] = module  # type: ignore[union-attr]
-            try:
-                spec.loader.exec_module(module)  # type: ignore[union-attr]
-            except ImportError as e:
-                raise ConfigError(f"--plugin {plugin}: its imports failed ({e})") from None
-            continue
         try:
-            importlib.import_module(plugin)
-        except ImportError as e:
-            raise ConfigError(f"--plugin {plugin}: cannot import it ({e}); is it on PYTHONPATH?") from None
+            _load_plugin(plugin)
+        except ConfigError as e:
+            if strict:
+                raise
+            failures.append(str(e))
+    return failures
+
+
+def _load_plugin(plugin: str) -> None:
+    path = Path(plugin)
+    if plugin.endswith(".py"):
+        if not path.is_file():
+            raise ConfigError(f"--plugin {plugin}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
+        name = f"bench_plugin_{path.stem}"
+        if name in sys.modules:
+            return
+        spec = importlib.util.spec_from_file_location(name, path.resolve())
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except BaseException as e:
+            del sys.modules[name]  # a fixed file is imported afresh next time
+            raise ConfigError(f"--plugin {plugin}: {_import_failure(e)}") from None
+        return
+    try:
+        importlib.import_module(plugin)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"--plugin {plugin}: cannot import it ({e}); is it on PYTHONPATH?") from None
+    except Exception as e:
+        raise ConfigError(f"--plugin {plugin}: {_import_failure(e)}") from None
+
+
+def _import_failure(e: BaseException) -> str:
+    """One line on why a plugin's import failed (a syntax error with its line; our own errors as they are)."""
+    if isinstance(e, ConfigError):
+        return str(e)
+    if isinstance(e, SyntaxError):
+        return f"syntax error at line {e.lineno}: {e.msg}"
+    if isinstance(e, (KeyboardInterrupt, SystemExit)):
+        raise e
+    return f"importing it raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from bench.config import Range
 from bench.model.adapters import BottleneckAdapter, residual_blend
 from bench.model.backbone import Backbone
 from bench.model.method import Method
@@ -26,6 +27,11 @@ class CLIPAdapter(Method):
     frozen_image_encoder: ClassVar[bool] = True
 
     official_precision: ClassVar[str | None] = "fp32"  # clip_adapter.py: clip_model.float() before building
+
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "reduction": Range(1, what="the bottleneck reduction"),
+        "ratio": Range(0, 1, "the residual ratio"),
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -8,12 +8,12 @@ per image and class (batch × classes sequences), which is why the paper trains 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from bench.config import dassl_sgd
+from bench.config import Range, dassl_sgd
 from bench.model.backbone import Backbone, normalize
 from bench.registry import register_method
 
@@ -23,6 +23,11 @@ from .coop import CoOp
 @register_method("cocoop")
 class CoCoOp(CoOp):
     """Conditional CoOp: 4 context tokens ("a photo of a") shifted per image by a small meta-net on its feature."""
+
+    option_ranges: ClassVar[dict[str, Range]] = {
+        **CoOp.option_ranges,
+        "meta_reduction": Range(1, what="the meta-net's reduction"),
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from bench.config import dassl_sgd
+from bench.config import Range, dassl_sgd
 from bench.model.backbone import Backbone
 from bench.model.method import Method
 from bench.model.prompts import PromptedText
@@ -21,6 +21,8 @@ class CoOp(Method):
     frozen_image_encoder: ClassVar[bool] = True
     # configs: PREC fp16 (train.py extend_cfg); CoCoOp and KgCoOp inherit it
     official_precision: ClassVar[str | None] = "fp16"
+
+    option_ranges: ClassVar[dict[str, Range]] = {"n_ctx": Range(1, what="context tokens")}
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bench.config import Range
 from bench.errors import ConfigError
 from bench.model.adapters import BottleneckAdapter, residual_blend
 from bench.model.backbone import Backbone, normalize
@@ -56,6 +57,13 @@ FILES = {
 @register_method("coprompt")
 class CoPrompt(MaPLe):
     """MaPLe prompts + output adapters, kept consistent with frozen CLIP on LLM descriptions and a second view."""
+
+    option_ranges: ClassVar[dict[str, Range]] = {
+        **MaPLe.option_ranges,
+        "reduction": Range(1, what="the adapters' reduction"),
+        "image_ratio": Range(0, 1, "the image adapter's ratio"),
+        "text_ratio": Range(0, 1, "the text adapter's ratio"),
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
@@ -97,13 +105,7 @@ class CoPrompt(MaPLe):
         if source == "templates":
             return [[t.format(c) for t in OPENAI_IMAGENET_TEMPLATES] for c in self.classnames]
         path = Path(source).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"CoPrompt's class descriptions {path} not found: download gpt_file/*_prompt.json from "
-                "github.com/ShuvenduRoy/CoPrompt and pass --cfg-options method.descriptions=PATH "
-                "(or method.descriptions=templates to run without them, which is not CoPrompt's setting)"
-            )
-        table = json.loads(path.read_text())
+        table = read_descriptions(path)
         missing = [c for c in self.classnames if c not in table]
         if missing:
             raise ConfigError(f"{path} has no descriptions for {', '.join(missing[:5])}; is it this dataset's file?")
@@ -111,6 +113,12 @@ class CoPrompt(MaPLe):
         if len(counts) != 1:
             raise ConfigError(f"{path}: every class needs the same number of descriptions (found {sorted(counts)})")
         return [table[c] for c in self.classnames]
+
+    @classmethod
+    def check_config(cls, cfg: dict[str, Any]) -> None:
+        source = cfg["method"]["descriptions"]
+        if source != "templates":
+            read_descriptions(Path(source).expanduser())
 
     def set_classnames(self, classnames: list[str], template: str = "a photo of a {}.", dataset: str = "") -> None:
         super().set_classnames(classnames, template, dataset)
@@ -130,3 +138,25 @@ class CoPrompt(MaPLe):
             terms["con_text"] = weight * consistency_loss(text, target, "cosine")
             terms["con_image"] = weight * consistency_loss(image, frozen_image, "cosine")
         return terms
+
+
+def read_descriptions(path: Path) -> dict[str, list[str]]:
+    """A ``gpt_file/*_prompt.json``: class name → its LLM descriptions; anything else is one error naming the file."""
+    fix = ("download gpt_file/*_prompt.json from github.com/ShuvenduRoy/CoPrompt and pass --cfg-options "
+           "method.descriptions=PATH (or method.descriptions=templates to run without them, which is not CoPrompt's "
+           "setting)")  # fmt: skip
+    if not path.is_file():
+        raise ConfigError(
+            f"CoPrompt's class descriptions {path} {'is a folder' if path.is_dir() else 'not found'}: {fix}"
+        )
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"CoPrompt's class descriptions {path} are not valid JSON ({e}): {fix}") from None
+    if (
+        not isinstance(table, dict)
+        or not table
+        or not all(isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in table.values())
+    ):
+        raise ConfigError(f"CoPrompt's class descriptions {path}: expected {{class name: [sentence, ...]}}: {fix}")
+    return table

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from bench.config import dassl_sgd
+from bench.config import Range, dassl_sgd
 from bench.model.backbone import Backbone
 from bench.model.deep_prompts import check_depth, deep_prompt_params, text_deep_prompt_fn, vision_deep_prompt_fn
 from bench.model.method import Method
@@ -26,6 +26,11 @@ class MaPLe(Method):
     """
 
     official_precision: ClassVar[str | None] = "fp16"  # configs/trainers/MaPLe/*.yaml: PREC fp16; CoPrompt inherits it
+
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "n_ctx": Range(1, what="context tokens"),
+        "prompt_depth": Range(1, what="prompted blocks"),
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

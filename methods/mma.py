@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from bench.config import dassl_sgd
+from bench.config import Range, dassl_sgd
 from bench.model.adapters import MultiModalAdapter, Tap, layer_range
 from bench.model.backbone import Backbone
 from bench.model.method import Method
@@ -49,6 +49,12 @@ class MMA(Method):
     """
 
     official_precision: ClassVar[str | None] = "amp"  # configs/trainers/MultiModalAdapter/*.yaml: PREC amp
+
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "adapter_dim": Range(1, what="the adapter width"),
+        "adapter_start": Range(1, what="the first adapted block (1-based)"),
+        "adapter_end": Range(1, what="the last adapted block (1-based)"),
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.config import dassl_sgd
+from bench.config import Range, dassl_sgd
 from bench.model.backbone import Backbone, normalize
 from bench.model.deep_prompts import check_depth, deep_prompt_params, text_deep_prompt_fn, vision_deep_prompt_fn
 from bench.model.losses import consistency_loss
@@ -54,6 +54,14 @@ class PromptSRC(Method):
     """Deep vision and text prompts kept close to frozen CLIP (L1 on features, KL on logits), averaged over epochs."""
 
     official_precision: ClassVar[str | None] = "fp16"  # configs/trainers/PromptSRC/*.yaml: PREC fp16
+
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "n_ctx_text": Range(1, what="text context tokens"),
+        "n_ctx_vision": Range(1, what="vision context tokens"),
+        "text_depth": Range(1, what="prompted text blocks"),
+        "vision_depth": Range(1, what="prompted vision blocks"),
+        "gpa_std": Range(0, what="the GPA spread", open_low=True),
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

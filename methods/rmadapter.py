@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bench.config import Range
 from bench.errors import ConfigError
 from bench.model.adapters import ReconstructionBranch, Tap
 from bench.model.backbone import Backbone, normalize
@@ -45,6 +46,8 @@ class RMAdapter(MMA):
     """
 
     official_precision: ClassVar[str | None] = None  # no official code (MMA's amp is this harness's guess)
+
+    option_ranges: ClassVar[dict[str, Range]] = {**MMA.option_ranges, "rec_layers": Range(1, what="decoder layers")}
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from open_clip.transformer import QuickGELU
 from torch import Tensor, nn
 
-from bench.config import dassl_sgd
+from bench.config import Range, dassl_sgd
 from bench.model.backbone import Backbone
 from bench.model.deep_prompts import check_depth, insert_at_layer_fn
 from bench.model.losses import consistency_loss
@@ -62,6 +62,11 @@ class TCP(Method):
     frozen_image_encoder: ClassVar[bool] = True
     # configs/trainers/TCP/*.yaml: PREC fp16 (its amp branch cannot run)
     official_precision: ClassVar[str | None] = "fp16"
+
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "n_ctx": Range(1, what="context tokens"),
+        "reduction": Range(1, what="the meta-net's reduction"),
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from bench.config import Range
 from bench.errors import ConfigError
 from bench.model.backbone import Backbone, normalize
 from bench.registry import register_method
@@ -91,6 +92,12 @@ class TipAdapter(ZeroShotCLIP):
 
     frozen_image_encoder: ClassVar[bool] = True
     trains: ClassVar[bool] = False
+
+    option_ranges: ClassVar[dict[str, Range]] = {
+        "augment_passes": Range(1, what="augmented cache passes"),
+        "search_step": Range(1, what="search grid steps"),
+        "search_scale": Range(0, what="the search range", open_low=True),
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

@@ -192,7 +192,8 @@ def list_(
 
     console = Console()  # sized now: the terminal (or 80 columns in a pipe)
     with user_errors():
-        load_plugins(plugin)
+        for failure in load_plugins(plugin, strict=False):  # a broken plugin never hides the rest
+            console.print(f"[yellow]warning:[/] {failure}")
         if what == "methods":
             from bench.cli.listing import count_parameters
 

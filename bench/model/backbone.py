@@ -163,7 +163,8 @@ class Backbone(nn.Module):
     def dtype(self) -> torch.dtype:
         """The dtype of the converted weights (float16 in the official fp16 mode): inputs are cast to it, as CLIP's
         ``x.type(self.dtype)``."""
-        return self.model.visual.conv1.weight.dtype
+        proj = self.model.text_projection  # converted with the linear layers (the toy's stem has no conv1.weight)
+        return (proj.weight if isinstance(proj, nn.Linear) else proj).dtype
 
     def convert_to_half(self) -> Backbone:
         """OpenAI CLIP's ``convert_weights``, the model of the official fp16 runs: linear, conv, attention and the

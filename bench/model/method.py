@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.config import Range
 from bench.model.backbone import Backbone, normalize
 from bench.precision import Precision
 
@@ -51,6 +52,9 @@ class Method(nn.Module):
     parameter_note: ClassVar[str | None] = None
     # The precision of the official runs (``train.precision`` values); None where there is no official code.
     official_precision: ClassVar[str | None] = None
+    # Ranges of this method's numeric ``method.*`` keys, beside their defaults; undeclared numbers must be finite and
+    # not negative (bench.config.validate).
+    option_ranges: ClassVar[dict[str, Range]] = {}
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__()
@@ -68,6 +72,11 @@ class Method(nn.Module):
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         """This method's hyper-parameters for ``protocol`` when training on ``dataset`` (merged over BASE_CONFIG)."""
         return {}
+
+    @classmethod
+    def check_config(cls, cfg: dict[str, Any]) -> None:
+        """Raise :class:`~bench.errors.ConfigError` for a config this method cannot run, before any run starts: the
+        files it reads (CoPrompt's descriptions), choices and keys that depend on each other."""
 
     @classmethod
     def departures(cls, cfg: dict[str, Any], device_type: str = "cuda") -> list[str]:

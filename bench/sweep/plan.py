@@ -92,7 +92,7 @@ def resolve_config(method: str, protocol: str, dataset: str, suite: Suite, optio
     for key in suite.override_keys(method, protocol):
         cfg = deep_merge(cfg, suite.overrides.get(key, {}))
     cfg = apply_options(cfg, options)
-    validate(cfg)
+    validate(cfg, cls.option_ranges)
     return cfg
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from typing import Any
 from bench.config import parse_cfg_options
 from bench.data.check import preflight
 from bench.errors import ConfigError
-from bench.registry import METHODS, load_plugins, parse_names
+from bench.model.backbone import create_model
+from bench.registry import METHODS, get_method, load_plugins, parse_names
 from bench.sweep.executors import Executor, LocalExecutor, OnDone, OnMessage, ignore_done, ignore_message
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.plan import EvalSpec, RunSpec, parse_protocols, plan
@@ -64,13 +66,50 @@ def _check(seeds: Sequence[int], shots: Sequence[int] | None, results: Path) -> 
     """Bad sweep arguments fail here, before any data is touched."""
     if not seeds:
         raise ConfigError("no seeds given: pass --seeds 1,2,3")
+    bad = next((s for s in seeds if not 0 <= s <= MAX_SEED), None)
+    if bad is not None:
+        raise ConfigError(f"--seeds: {bad} is not a seed; seeds are integers from 0 to {MAX_SEED} (2**32 - 1)")
+    _no_repeats(seeds, "seeds")
     if shots is not None and (not shots or min(shots) < 1):
         raise ConfigError(f"--shots {','.join(map(str, shots)) or '(empty)'}: shots per class must be at least 1")
+    _no_repeats(shots or [], "shots")
     for parent in (results, *results.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise ConfigError(f"--results {results}: {parent} is a file, not a folder; choose another path")
             break
+
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
+
+
+def _no_repeats(values: Sequence[int], what: str) -> None:
+    seen: set[int] = set()
+    for v in values:
+        if v in seen:
+            raise ConfigError(f"--{what}: {v} is given twice; list each once")
+        seen.add(v)
+
+
+def writable_folder(results: Path) -> None:
+    """``results`` (or the folder that would hold it) accepts new files: a read-only mount or a folder of another user
+    is one line here, not a traceback after the first run."""
+    parent = next(p for p in (results, *results.parents) if p.exists())
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--results {results}: {parent} is not writable (permissions or a read-only mount); "
+                          "choose another folder with --results")  # fmt: skip
+
+
+def check_weights_file(arch: str, pretrained: str) -> None:
+    """A ``--pretrained`` file loads into ``arch`` (one line naming it otherwise), before anything is written; open_clip
+    tags are left to open_clip, which reports a missing download itself."""
+    path = Path(pretrained).expanduser()
+    if not (path.exists() or os.sep in pretrained or path.suffix in (".pt", ".pth", ".bin", ".safetensors")):
+        return
+    if not path.is_file():
+        raise ConfigError(f"--pretrained {pretrained}: {'a folder, not a file' if path.is_dir() else 'no such file'}; "
+                          "pass a state-dict file of the backbone or an open_clip tag")  # fmt: skip
+    create_model(arch, str(path))
 
 
 def run_sweep(
@@ -120,6 +159,11 @@ def run_sweep(
         on_plan(result)
     if dry_run:
         return result
+    writable_folder(Path(results))
+    for spec in {s.config_hash: s for s in todo}.values():  # the files each method reads, before any is written
+        get_method(spec.method).check_config(spec.config)
+    for arch, weights in {(s.backbone, s.pretrained) for s in todo}:
+        check_weights_file(arch, weights)
     if the_suite.prepare is not None and todo:
         the_suite.prepare(root, needed_datasets(todo))
     preflight(needed_datasets(todo), root)  # a missing folder fails now, not an hour in

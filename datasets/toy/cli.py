@@ -105,7 +105,13 @@ def _load_model(path: Path | None):  # -> nn.Module
         return create_toy_model().eval()
     if path is not None and not path.is_file():
         raise ConfigError(f"--checkpoint {path} does not exist; pass a file from `bench toy pretrain` (or 'random')")
-    return load_toy_model(path)
+    try:
+        return load_toy_model(path)
+    except Exception as e:  # not a torch file, a foreign pickle, another model's weights: one line, not a traceback
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        raise ConfigError(
+            f"--checkpoint {path} is not a toy CLIP checkpoint ({reason}); pass a file from `bench toy pretrain`"
+        ) from None
 
 
 @toy_app.command()
