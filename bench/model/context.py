@@ -12,6 +12,7 @@ from torch import Tensor
 
 from bench.data.caches import Caches, Normalizer
 from bench.datasets.base import Datum
+from bench.errors import BenchError
 from bench.model.backbone import Backbone
 from bench.model.method import Method
 from bench.precision import autocast
@@ -81,15 +82,26 @@ def evaluate(
         if method.frozen_image_encoder:
             feats = caches.features(backbone, items, device)[0]
             for i in range(0, len(feats), batch_size):
-                preds.append(method(features=feats[i : i + batch_size].to(device)).argmax(-1))
+                preds.append(_checked(method(features=feats[i : i + batch_size].to(device)), method, classnames))
         else:
             arr = caches.images(items, backbone.image_size)
             norm = Normalizer(backbone, device)
             for i in range(0, len(arr), batch_size):
                 x = torch.from_numpy(np.array(arr[i : i + batch_size]))
-                preds.append(method(images=norm(x)).argmax(-1))
+                preds.append(_checked(method(images=norm(x)), method, classnames))
     correct = (torch.cat(preds) == labels).float()
     n = len(classnames)
     per_class = torch.zeros(n, device=device).index_add_(0, labels, correct)
     counts = torch.bincount(labels, minlength=n).clamp(min=1)
     return 100.0 * correct.mean().item(), (100.0 * per_class / counts).tolist()
+
+
+def _checked(logits: Tensor, method: Method, classnames: Sequence[str]) -> Tensor:
+    """The predicted class of each row, once the logits are known to score exactly the evaluated classes: a method
+    that kept its training head (a base-class probe evaluated on novel classes) is an error, not a number."""
+    if logits.dim() != 2 or logits.shape[1] != len(classnames):
+        raise BenchError(
+            f"{method.name}: its logits have shape {tuple(logits.shape)} on {len(classnames)} classes; a method must "
+            "score exactly the classes set by set_classnames (base, novel or another dataset's)"
+        )
+    return logits.argmax(-1)
