@@ -65,6 +65,8 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        if out["departures"] is None:  # an old record round-trips without a field it never had
+            del out["departures"]
         return {**out.pop("extra"), **out}
 
     @classmethod
