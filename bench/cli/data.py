@@ -9,16 +9,14 @@ import typer
 from rich.console import Console
 
 from bench.cli.common import DataRootOpt, user_errors
-from bench.data.arrange import prepare
-from bench.data.check import check, render
-from bench.data.tables import BENCHMARK
 from bench.errors import DataError
-from bench.sweep.suites import env_data_root
 
 data_app = typer.Typer(help="Get the benchmark datasets into the CoOp layout and check them.", no_args_is_help=True)
 
 
 def _root(data_root: Path | None) -> Path:
+    from bench.sweep.suites import env_data_root
+
     root = data_root or env_data_root()
     if root is None:
         raise DataError("no data root: pass --data-root DIR or set $BENCH_DATA")
@@ -31,6 +29,8 @@ def prepare_cmd(
     data_root: DataRootOpt = None,
 ) -> None:
     """Download/arrange one dataset and obtain its CoOp split file; prints manual steps where needed."""
+    from bench.data.arrange import prepare
+
     with user_errors():
         ready = prepare(name, _root(data_root))
     if not ready:
@@ -44,6 +44,9 @@ def check_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="only check that files exist; do not decode them")] = False,
 ) -> None:
     """Found, split sizes vs CoOp's, missing/unreadable images, class folders; exit 1 if one is unusable."""
+    from bench.data.check import check, render
+    from bench.data.tables import BENCHMARK
+
     with user_errors():
         root = _root(data_root)
         if not root.is_dir():
