@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.cli.common import DataRootOpt, PluginOpt, console, user_errors
+from bench.cli.common import ConfigFileOpt, DataRootOpt, PluginOpt, console, user_errors
 from bench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def run(
     data_root: DataRootOpt = None,
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda if available).")] = None,
+    config: ConfigFileOpt = None,
     cfg_options: Annotated[
         list[str] | None, typer.Option("--cfg-options", help="key=value overrides, e.g. train.lr=0.01 method.n_ctx=8")
     ] = None,
@@ -87,7 +88,7 @@ def run(
                 methods=method, protocols=protocol, suite=suite,
                 datasets=datasets.split(",") if datasets else None, seeds=parse_ints(seeds, "seeds"),
                 shots=parse_ints(shots, "shots") if shots else None, backbone=backbone, pretrained=pretrained,
-                data_root=data_root, results=results, options=[*(cfg_options or []), *extra], plugins=plugin or (),
+                data_root=data_root, results=results, options=[*(cfg_options or []), *extra], config=config, plugins=plugin or (),
                 force=force, dry_run=dry_run, executor=runner, on_plan=lambda r: (on_plan(r), None if dry_run else start(len(r.todo))),
                 on_message=on_message, on_done=on_done,
             )  # fmt: skip
@@ -304,9 +305,11 @@ def _rate(value: float | None) -> str:
 
 
 def _mount_subapps() -> None:
+    from bench.cli.config import config_app
     from bench.cli.data import data_app
     from bench.datasets.toy.cli import toy_app
 
+    app.add_typer(config_app, name="config")
     app.add_typer(data_app, name="data")
     app.add_typer(toy_app, name="toy")
 

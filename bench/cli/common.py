@@ -20,6 +20,15 @@ DataRootOpt = Annotated[
     Path | None,
     typer.Option("--data-root", "--root", help="CoOp-layout data folder ($DATA; default: $BENCH_DATA)."),
 ]
+ConfigFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        dir_okay=False,
+        help="Config file (YAML, JSON or Python; mmengine's _base_ allowed), merged before --cfg-options; "
+        "`bench config show` prints one.",
+    ),
+]
 PluginOpt = Annotated[
     list[str] | None,
     typer.Option(help="Import this module (a dotted name or a .py file) first: it registers extra methods/datasets."),
