@@ -118,10 +118,7 @@ def plan(
     options = options or {}
     backbone = backbone or suite.backbone
     pretrained = pretrained or suite.pretrained
-    unknown = set(datasets or ()) - set(suite.datasets) - set(suite.domain_generalization)
-    if unknown:
-        valid = ", ".join([*suite.datasets, *suite.domain_generalization])
-        raise ConfigError(f"dataset(s) {', '.join(sorted(unknown))} are not in the {suite.name} suite; valid: {valid}")
+    suite = suite.with_datasets(datasets or ())  # a --plugin's own datasets join the suite's protocols
 
     def chosen(names: tuple[str, ...]) -> list[str]:
         return [d for d in names if datasets is None or d in datasets]

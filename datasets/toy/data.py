@@ -375,7 +375,7 @@ def ensure_toy_data(root: Path | None = None, names: list[str] | None = None) ->
     from bench.io import atomic_write_text, lock
 
     root = Path(root).expanduser() if root else default_root()
-    wanted = [SPEC_BY_NAME[n] for n in (names or [s.name for s in SPECS])]
+    wanted = [SPEC_BY_NAME[n] for n in (names or [s.name for s in SPECS]) if n in SPEC_BY_NAME]  # not a plugin's
     marker = root / f".complete-v{DATA_VERSION}.json"
 
     def done(spec: ToySpec) -> bool:
