@@ -10,8 +10,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from bench.errors import BenchError
+from bench.progress import Advance, Reporter, reporting
 
 console = Console()
 err_console = Console(stderr=True)
@@ -46,3 +56,31 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished records are kept; run the same command again to resume")
         raise typer.Exit(130) from None
+
+
+def progress_columns() -> list:
+    """Spinner, what happens, bar, done/total, elapsed, time left."""
+    return [SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn()]  # fmt: skip
+
+
+def rich_reporter(progress: Progress) -> Reporter:
+    """Each :func:`bench.progress.phase` as a row of ``progress``, removed when the phase ends."""
+
+    @contextlib.contextmanager
+    def show(message: str, total: int | None) -> Iterator[Advance]:
+        task = progress.add_task(escape(message), total=total)
+        try:
+            yield lambda n=1: progress.advance(task, n)
+        finally:
+            progress.remove_task(task)
+
+    return show
+
+
+@contextlib.contextmanager
+def phases_shown() -> Iterator[None]:
+    """Show the phases of a command that runs no sweep (``bench perf``, ``bench toy ...``) as spinners and bars."""
+    progress = Progress(*progress_columns(), console=err_console, transient=True)
+    with progress, reporting(rich_reporter(progress)):
+        yield

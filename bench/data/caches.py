@@ -8,6 +8,7 @@ augmentation pass and its seed, the exact file list).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -22,11 +23,13 @@ from torchvision import transforms as T
 from bench.datasets.base import Datum
 from bench.errors import DataError
 from bench.io import atomic_write, digest, lock, set_aside
+from bench.progress import Advance, no_progress, phase
 
 if TYPE_CHECKING:  # the model layer sits above this one
     from bench.model.backbone import Backbone
 
 BICUBIC = T.InterpolationMode.BICUBIC
+
 V = TypeVar("V")
 
 
@@ -138,7 +141,12 @@ class Caches:
 
         def build() -> Callable[[Path], None]:
             loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
-            arr = np.concatenate([x.numpy() for x, *_ in loader]) if items else np.zeros((0, 3, size, size))
+            parts = [np.zeros((0, 3, size, size), np.uint8)]
+            with phase(f"decoding {len(items)} test images at {size} px (once, for every method)", len(items)) as done:
+                for x, *_ in loader:
+                    parts.append(x.numpy())
+                    done(len(x))
+            arr = np.concatenate(parts)
             return lambda tmp: np.save(tmp.open("wb"), arr.astype(np.uint8))
 
         def load(p: Path) -> np.ndarray | None:
@@ -168,20 +176,26 @@ class Caches:
         spec = {"backbone": backbone.name, "weights": backbone.fingerprint, "size": backbone.image_size,
                 "augment": augment, "scale_min": scale_min}  # fmt: skip
         base = digest({**spec, "files": files_fingerprint(items)})
+        tags = ["test"] if augment is None else [f"{augment}-s{seed}-p{p}" for p in range(passes)]
+        paths = [self.root / "features" / f"{base}-{tag}.pt" for tag in tags]
+        todo = sum(not path.exists() for path in paths)
+        what = (f"encoding {len(items)} test images with {backbone.name}" if augment is None
+                else f"encoding {todo} augmented pass{'es' * (todo > 1)} ({augment}) of {len(items)} images with "
+                     f"{backbone.name}")  # fmt: skip
+
+        def load(f: Path) -> Tensor | None:
+            t = torch.load(f, map_location="cpu", weights_only=True)
+            return t if isinstance(t, Tensor) and t.shape == (len(items), backbone.embed_dim) else None
+
         out = []
-        for p in range(passes if augment else 1):
-            tag = "test" if augment is None else f"{augment}-s{seed}-p{p}"
-            path = self.root / "features" / f"{base}-{tag}.pt"
+        with phase(what, todo * len(items)) if todo else contextlib.nullcontext(no_progress) as done:
+            for p, path in enumerate(paths):
 
-            def build(p: int = p) -> Callable[[Path], None]:
-                feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min, batch_size)
-                return lambda tmp: torch.save(feats, tmp)
+                def build(p: int = p) -> Callable[[Path], None]:
+                    feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min, batch_size, done)
+                    return lambda tmp: torch.save(feats, tmp)
 
-            def load(f: Path) -> Tensor | None:
-                t = torch.load(f, map_location="cpu", weights_only=True)
-                return t if isinstance(t, Tensor) and t.shape == (len(items), backbone.embed_dim) else None
-
-            out.append(_cached(path, build, load))
+                out.append(_cached(path, build, load))
         return out
 
     def _encode(
@@ -193,6 +207,7 @@ class Caches:
         seed: int,
         scale_min: float,
         batch_size: int,
+        done: Advance,
     ) -> Tensor:
         norm = Normalizer(backbone, device)
         if augment is None:
@@ -206,6 +221,7 @@ class Caches:
         with autocast(device):
             for x in batches:
                 feats.append(backbone.encode_image(norm(x)).float().cpu())
+                done(len(x))
         dim = backbone.embed_dim
         return torch.cat(feats) if feats else torch.zeros(0, dim)
 

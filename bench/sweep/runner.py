@@ -167,6 +167,7 @@ def _run_locked(spec: RunSpec, device: torch.device, say: Progress, force: bool)
     for ev in todo:
         key = (ev.dataset, ev.subset)
         if key not in results:
+            say(f"{spec.label}: evaluating on {ev.dataset}/{ev.subset}")
             results[key] = _evaluate(spec, ev, trained, caches, device)
         say(f"{spec.label}: {ev.protocol} {ev.dataset}/{ev.subset} accuracy {results[key]['accuracy']:.2f}")
         atomic_write_text(spec.layout.record_config(spec, ev), to_yaml(spec.config))  # before the record: done = both
@@ -196,7 +197,10 @@ def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Pro
         ctx.info = ckpt.get("info", {})
         say(f"{spec.label}: loaded checkpoint")
         return _Trained(method, ctx, ckpt["train_stats"], split_hash)
-    say(f"{spec.label}: training ({len(train)} images, {len(classnames)} classes)")
+    if method.trains:
+        say(f"{spec.label}: training on {len(train)} images of {len(classnames)} classes")
+    else:  # zero-shot CLIP, Tip-Adapter: nothing trains (caches they build show as their own phase)
+        say(f"{spec.label}: nothing to train ({spec.method})")
     t0 = time.perf_counter()
     stats: dict[str, Any] = {"train_s": 0.0}
     method.before_training(ctx)
