@@ -142,7 +142,7 @@ class Caches:
         def build() -> Callable[[Path], None]:
             loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
             parts = [np.zeros((0, 3, size, size), np.uint8)]
-            with phase(f"decoding {len(items)} test images at {size} px (once, for every method)", len(items)) as done:
+            with phase(f"decoding {len(items)} images at {size} px (cached for every method)", len(items)) as done:
                 for x, *_ in loader:
                     parts.append(x.numpy())
                     done(len(x))
@@ -179,7 +179,7 @@ class Caches:
         tags = ["test"] if augment is None else [f"{augment}-s{seed}-p{p}" for p in range(passes)]
         paths = [self.root / "features" / f"{base}-{tag}.pt" for tag in tags]
         todo = sum(not path.exists() for path in paths)
-        what = (f"encoding {len(items)} test images with {backbone.name}" if augment is None
+        what = (f"encoding {len(items)} images with {backbone.name}" if augment is None
                 else f"encoding {todo} augmented pass{'es' * (todo > 1)} ({augment}) of {len(items)} images with "
                      f"{backbone.name}")  # fmt: skip
 
