@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench.cli.common import DataRootOpt, PluginOpt, user_errors
+from bench.cli.common import DataRootOpt, PluginOpt, phases_shown, user_errors
 from bench.errors import DataError
 
 data_app = typer.Typer(help="Get the benchmark datasets into the CoOp layout and check them.", no_args_is_help=True)
@@ -66,7 +66,8 @@ def check_cmd(
         wanted = _names(names)
         for name in wanted:
             get_dataset(name)  # an unknown name: one line listing the valid ones
-        rows = check(wanted or BENCHMARK, root, decode=not quick)
+        with phases_shown():
+            rows = check(wanted or BENCHMARK, root, decode=not quick)
     Console().print(render(rows))
     # Named datasets must all be usable; with no names, only the datasets present count (absent ones are listed).
     if any(not r.usable and (wanted or r.found) for r in rows):

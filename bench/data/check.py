@@ -9,16 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from bench.data.arrange import reader_for
 from bench.data.tables import BENCHMARK, PUBLISHED_COUNTS
 from bench.datasets.base import DatasetSplits
 from bench.errors import BenchError, DataError
-
-console = Console(stderr=True)
+from bench.progress import phase
 
 
 @dataclass
@@ -78,15 +75,14 @@ def _scan_images(paths: list[str], decode: bool, label: str) -> tuple[list[str],
     missing, bad = [], []
     with (
         ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool,
-        Progress(console=console, transient=True) as bar,
+        phase(f"{label}: decoding {len(paths)} images", len(paths)) as done,
     ):
-        task = bar.add_task(f"checking {label}", total=len(paths))
         for p, ok in zip(paths, pool.map(image_ok, paths, chunksize=64), strict=True):
             if ok is None:
                 missing.append(p)
             elif not ok:
                 bad.append(p)
-            bar.advance(task)
+            done(1)
     return missing, bad
 
 
@@ -170,13 +166,14 @@ def preflight(names: Iterable[str], root: str | Path) -> None:
     problems: dict[str, str] = {}
     for name in names:
         name = name.lower()
-        try:
-            splits = reader_for(name, root).read()
-        except DataError as e:
-            problems[name] = str(e)
-            continue
-        missing = [d.impath for items in (splits.train, splits.val, splits.test) for d in items]
-        missing = [p for p in missing if not os.path.exists(p)]
+        with phase(f"{name}: reading the split and checking that its images exist"):
+            try:
+                splits = reader_for(name, root).read()
+            except DataError as e:
+                problems[name] = str(e)
+                continue
+            missing = [d.impath for items in (splits.train, splits.val, splits.test) for d in items]
+            missing = [p for p in missing if not os.path.exists(p)]
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             problems[name] = (

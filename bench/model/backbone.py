@@ -23,6 +23,7 @@ from open_clip.transformer import text_global_pool
 from torch import Tensor, nn
 
 from bench.errors import BenchError, ConfigError
+from bench.progress import phase
 from bench.registry import BACKBONES
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -288,7 +289,8 @@ def get_backbone(arch: str, pretrained: str, device: torch.device) -> Backbone:
     key = (arch, pretrained, str(device))
     if key not in _BACKBONES:
         _BACKBONES.clear()  # one at a time: GPU memory
-        _BACKBONES[key] = load_backbone(arch, pretrained).to(device)
+        with phase(f"loading the backbone {arch} ({pretrained} weights) on {device}"):
+            _BACKBONES[key] = load_backbone(arch, pretrained).to(device)
     return _BACKBONES[key]
 
 
