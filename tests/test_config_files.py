@@ -13,7 +13,9 @@ from coop_fixture import make_coop_data
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.config import apply_options, parse_cfg_options
+from bench.config import apply_options, load_config_file, parse_cfg_options
+from bench.sweep import plan as planlib
+from bench.sweep.suites import REAL
 
 TINY = ["--backbone", "bench-tiny", "--pretrained", "none", "--seeds", "1", "--method", "coop", "--datasets", "dtd"]
 
@@ -83,3 +85,14 @@ def test_list_values_use_mmengines_forms_and_strings_keep_their_spaces():
         assert apply_options(cfg, parse_cfg_options([f"method.layers={value}"]))["method"]["layers"] == [2, 3]
     out = apply_options(cfg, parse_cfg_options(["method.ctx_init=a photo of a"]))
     assert out["method"]["ctx_init"] == "a photo of a"
+
+
+def test_a_full_config_file_names_the_variant_by_what_differs_from_the_defaults(tmp_path):
+    shown = bench("config", "show", "-m", "coop", "-d", "dtd", "--cfg-options", "train.epochs=1", "method.n_ctx=8")
+    (tmp_path / "full.yaml").write_text(shown.output)
+    from_file = load_config_file(tmp_path / "full.yaml")
+    origins = {key: "--config full.yaml" for key in from_file}
+    (run,) = planlib.plan(["coop"], ["base2novel"], REAL, [1], [16], tmp_path, tmp_path, ["dtd"],
+                          options={**from_file, "train.lr": 0.01}, origins=origins)  # fmt: skip
+    # the report's label: the file's two changes and the command line's, not the 20 keys the file repeats
+    assert run.options == {"train.epochs": 1, "method.n_ctx": 8, "train.lr": 0.01}

@@ -16,8 +16,9 @@ config_app = typer.Typer(help="See the config a run resolves to (and write one f
                          no_args_is_help=True)  # fmt: skip
 
 
-@config_app.command("show")
+@config_app.command("show", context_settings={"allow_extra_args": True})
 def show(
+    ctx: typer.Context,
     method: Annotated[str, typer.Option("--method", "-m", help="One method.")],
     protocol: Annotated[
         str, typer.Option("--protocol", "-p", help="base2novel | cross_dataset | domain_generalization | few_shot")
@@ -56,7 +57,11 @@ def show(
         train = dataset or the_suite.source
         if protocol in ("cross_dataset", "domain_generalization") or train in the_suite.domain_generalization:
             train = the_suite.source  # one source model per seed, evaluated on every target
-        options = parse_cfg_options(cfg_options or [])
+        extra = list(ctx.args)  # `--cfg-options a=1 b=2`: as in `bench run`, the values after the first
+        bad = [a for a in extra if "=" not in a]
+        if bad:
+            raise ConfigError(f"unexpected argument(s) {' '.join(bad)}; see `bench config show --help`")
+        options = parse_cfg_options([*(cfg_options or []), *extra])
         from_file = load_config_file(config) if config is not None else {}
         origins = {key: f"--config {config}" for key in from_file if key not in options}
         cfg = resolve_config(method, protocol, train, the_suite, {**from_file, **options}, origins)
