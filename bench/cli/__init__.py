@@ -98,8 +98,9 @@ def run(
                 methods=method, protocols=protocol, suite=suite,
                 datasets=datasets.split(",") if datasets else None, seeds=parse_ints(seeds, "seeds"),
                 shots=parse_ints(shots, "shots") if shots else None, backbone=backbone, pretrained=pretrained,
-                data_root=data_root, results=results, options=[*(cfg_options or []), *extra], config=config, plugins=plugin or (),
-                force=force, dry_run=dry_run, executor=runner, on_plan=lambda r: (on_plan(r), None if dry_run else bar.start(len(r.todo))),
+                data_root=data_root, results=results, options=[*(cfg_options or []), *extra], config=config,
+                plugins=plugin or (), force=force, dry_run=dry_run, executor=runner,
+                on_plan=lambda r: (on_plan(r), None if dry_run else bar.start(len(r.todo))),
                 on_message=bar.on_message, on_done=bar.on_done,
             )  # fmt: skip
         if dry_run:

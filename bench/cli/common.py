@@ -14,11 +14,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from bench.errors import BenchError
 from bench.progress import Advance, Reporter, reporting
@@ -58,9 +61,16 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def progress_columns() -> list:
+class _Count(MofNCompleteColumn):
+    """done/total, blank for a phase without a total (a spinner), where rich would print ``0/?``."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.total is None else super().render(task)
+
+
+def progress_columns() -> list[ProgressColumn]:
     """Spinner, what happens, bar, done/total, elapsed, time left."""
-    return [SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    return [SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(), _Count(),
             TimeElapsedColumn(), TimeRemainingColumn()]  # fmt: skip
 
 
