@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # the model layer sits above this one
     from bench.model.backbone import Backbone
 
 BICUBIC = T.InterpolationMode.BICUBIC
-
 V = TypeVar("V")
 
 
