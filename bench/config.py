@@ -1,8 +1,9 @@
 """Configuration: one documented merge order, validated, hashed.
 
-``BASE_CONFIG`` ← the method's ``default_config(protocol, dataset)`` ← the suite's overrides ← ``--cfg-options``.
-Overrides use mmengine's ``key=value`` habit (``train.lr=0.01 method.n_ctx=8``); an unknown key or a value of the
-wrong type is a :class:`~bench.errors.ConfigError`, never a silently ignored typo.
+``BASE_CONFIG`` ← the method's ``default_config(protocol, dataset)`` ← the suite's overrides ← ``--config FILE``
+(mmengine ``Config.fromfile``: YAML, JSON or Python, ``_base_`` allowed) ← ``--cfg-options``. Overrides use mmengine's
+``key=value`` habit (``train.lr=0.01 method.n_ctx=8``) and are merged by mmengine's ``Config.merge_from_dict``; an
+unknown key or a value of the wrong type is a :class:`~bench.errors.ConfigError`, never a silently ignored typo.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import ast
 import copy
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from mmengine.config import Config
+import mmengine
+from mmengine.config import Config, DictAction
 
 from bench.errors import ConfigError
 from bench.io import digest
@@ -80,7 +83,10 @@ def parse_cfg_options(options: Iterable[str]) -> dict[str, Any]:
 
 
 def _parse_value(value: str) -> Any:
-    """Python literals (``0.01``, ``[1, 2]``, ``'x'``), ``true``/``false``/``none`` in any case, else the string."""
+    """Python literals (``0.01``, ``[1, 2]``, ``'x'``), ``true``/``false``/``none`` in any case, else the string.
+
+    Not mmengine's ``DictAction`` for single values: it deletes every space (``method.ctx_init=a photo of a`` would
+    become ``aphotoofa``) and reads only ``None``; list values use it (see :func:`_coerce`)."""
     low = value.lower()
     if low in ("true", "false"):
         return low == "true"
@@ -92,7 +98,7 @@ def _parse_value(value: str) -> Any:
         return value
 
 
-def _coerce(key: str, old: Any, new: Any) -> Any:
+def _coerce(key: str, old: Any, new: Any, origin: str = "--cfg-options") -> Any:
     """Check ``new`` against the type of the default ``old``."""
     if old is None:
         return new
@@ -110,11 +116,15 @@ def _coerce(key: str, old: Any, new: Any) -> Any:
     elif isinstance(old, (list, tuple)):
         if isinstance(new, (list, tuple)):
             return list(new)
-        if isinstance(new, str):  # mmengine habit: a,b,c
-            return [_parse_value(v.strip()) for v in new.split(",")]
+        if isinstance(new, str):  # mmengine's list forms: a,b,c  [a,b]  (a,b)
+            try:
+                parsed = DictAction._parse_iterable(new)
+            except AssertionError:  # its check of balanced brackets
+                raise ConfigError(f"{origin} {key}={new!r}: unbalanced brackets; e.g. [1,2] or 1,2") from None
+            return list(parsed) if isinstance(parsed, (list, tuple)) else [parsed]
     else:
         return new
-    raise ConfigError(f"--cfg-options {key}={new!r}: expected a {type(old).__name__} like the default {old!r}")
+    raise ConfigError(f"{origin} {key}={new!r}: expected a {type(old).__name__} like the default {old!r}")
 
 
 def _parent(cfg: Mapping[str, Any], key: str) -> tuple[Any, str | None]:
@@ -133,16 +143,55 @@ def has_option(cfg: Mapping[str, Any], key: str) -> bool:
     return _parent(cfg, key)[0] is not None
 
 
-def apply_options(cfg: dict[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply dotted overrides to ``cfg``; every key must exist in the defaults."""
+def apply_options(
+    cfg: dict[str, Any], options: Mapping[str, Any], origins: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Apply dotted overrides to ``cfg``; every key must exist in the defaults and keep its type. ``origins`` names
+    where a key came from in the error (``--config FILE``; default ``--cfg-options``)."""
+    checked = {}
     for key, value in options.items():
+        origin = (origins or {}).get(key, "--cfg-options")
         node, leaf = _parent(cfg, key)
         if node is None:
             where = f" {leaf!r}" if leaf else ""
-            raise ConfigError(f"--cfg-options {key}: unknown key{where}; valid: {_valid_keys(cfg)}")
-        node[leaf] = _coerce(key, node[leaf], value)
-    # mmengine's Config checks the result is a plain, serialisable config tree
-    return Config(cfg).to_dict()
+            raise ConfigError(f"{origin} {key}: unknown key{where}; valid: {_valid_keys(cfg)}")
+        checked[key] = _coerce(key, node[leaf], value, origin)
+    merged = Config(copy.deepcopy(cfg))
+    merged.merge_from_dict(checked)  # mmengine's merge of dotted keys (its Config also checks the tree is plain data)
+    return merged.to_dict()
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A config file (``.yaml``/``.json``/``.py``, mmengine's ``_base_`` inheritance resolved) as dotted overrides.
+
+    Its keys get the same checks as ``--cfg-options`` (unknown key, wrong type) when a run's config is resolved."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: no such file; pass a YAML file such as `bench config show` prints")
+    try:
+        tree = Config.fromfile(str(path)).to_dict()
+    except Exception as e:  # YAML syntax, a missing _base_, a Python config that raises: all one line
+        reason = " ".join(str(e).split())[:300] or type(e).__name__
+        raise ConfigError(f"--config {path}: cannot read it ({reason}); fix the file (YAML, JSON or Python)") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"--config {path}: expected sections like `train:` and `method:` at the top level")
+    return _flatten(tree)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 0.01}}`` → ``{"train.lr": 0.01}`` (an empty section adds nothing)."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def to_yaml(cfg: Mapping[str, Any]) -> str:
+    """The config as YAML in its own key order (mmengine's dump), the form ``--config FILE`` reads back."""
+    return mmengine.dump(dict(cfg), file_format="yaml", sort_keys=False)
 
 
 class Range(NamedTuple):

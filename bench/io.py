@@ -17,13 +17,17 @@ from filelock import FileLock
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it into place.
+
+    The file gets the mode a plain ``open()`` would give it under the process umask (0644 under 022, 0664 under 002),
+    not ``mkstemp``'s private 0600, so a lab's shared results folder and other users' Slurm jobs can read it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb+") as fh:  # on disk before it counts: a power cut never leaves a record that looks done
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -31,6 +35,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``os.umask`` sets it: racy with threads)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # Every temp name carries its writer (host and pid), so a cleanup can tell a killed writer's file from a live one.

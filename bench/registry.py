@@ -1,8 +1,8 @@
 """The registries (mmengine ``Registry``): methods, datasets, suites and backbone builders, looked up by lowercase name.
 
-Each registry names the package whose import registers its entries (``locations``), so the core never imports a
-method, a dataset reader or the toy world by name: ``bench.methods`` discovers every module in ``methods/``, and
-``bench.datasets`` registers the readers and the toy world (its datasets, its suite and its backbone).
+Each registry names the modules whose import registers its entries (``locations``), so the core never imports a
+method, a dataset reader or the toy world by name: ``bench.methods`` discovers every module in ``methods/``,
+and ``bench.datasets.registered`` imports the CoOp readers and the toy world (its datasets, its suite and its backbone).
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from mmengine.registry import Registry
 
 from bench.errors import ConfigError
 
+_DATA = "bench.datasets.registered"  # readers and the toy world; importing ``bench.datasets`` alone registers nothing
 METHODS = Registry("method", scope="bench", locations=["bench.methods"])
-DATASETS = Registry("dataset", scope="bench", locations=["bench.datasets"])
+DATASETS = Registry("dataset", scope="bench", locations=[_DATA])
 # Benchmark worlds (``bench.sweep.suites.Suite`` objects): "real" lives in the core, "toy" registers itself.
-SUITES = Registry("suite", scope="bench", locations=["bench.datasets"])
+SUITES = Registry("suite", scope="bench", locations=[_DATA])
 # Architectures that an open_clip config alone cannot build: ``builder(arch, pretrained) -> nn.Module``.
-BACKBONES = Registry("backbone", scope="bench", locations=["bench.datasets"])
+BACKBONES = Registry("backbone", scope="bench", locations=[_DATA])
 
 T = TypeVar("T", bound=type)
 

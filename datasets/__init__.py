@@ -1,3 +1,5 @@
-"""Dataset readers (CoOp layout), split logic and the toy world; importing this registers every dataset."""
+"""Dataset readers (CoOp layout), split logic and the toy world.
 
-from bench.datasets import readers, toy  # noqa: F401  (registration side effects)
+Importing this package imports nothing heavy (``bench --help`` stays fast): the registries import the modules that
+register datasets (``bench.datasets.registered``) when a name is first looked up.
+"""

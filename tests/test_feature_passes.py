@@ -21,17 +21,23 @@ class PassContext:
         self.train = [Datum(f"/x/{i}.jpg", i % len(CLASSNAMES), CLASSNAMES[i % len(CLASSNAMES)]) for i in range(10)]
         self.requested: list[int] = []
 
-    def features(self, items, augment=None, passes=1, scale_min=0.08, first=0):
+    def features(self, items, augment=None, passes=1, scale_min=0.08, first=0, build_only=False):
         assert augment == "rrc_flip"
         self.requested.extend(range(first, first + passes))
-        g = torch.Generator().manual_seed(first)
-        return [torch.randn(len(items), self.backbone.embed_dim, generator=g) for _ in range(passes)]
+        if build_only:
+            return []
+        dim = self.backbone.embed_dim
+        return [
+            torch.randn(len(items), dim, generator=torch.Generator().manual_seed(p))
+            for p in range(first, first + passes)
+        ]
 
 
-@pytest.mark.parametrize("passes,expected", [(0, list(range(6))), (2, [0, 1])])
-def test_each_epoch_trains_on_its_own_pass_or_cycles_n(tiny_backbone, passes, expected):
+@pytest.mark.parametrize("epochs,passes,expected", [(6, 0, list(range(6))), (6, 2, [0, 1]), (20, 0, list(range(20)))])
+def test_each_epoch_trains_on_its_own_pass_or_cycles_n(tiny_backbone, epochs, passes, expected):
+    """(20 fresh passes are more than the trainer keeps in memory: cached first, then read one per epoch)"""
     cfg = config("coop")
-    cfg["train"].update(epochs=6, batch_size=5, feature_passes=passes, warmup_epochs=0)
+    cfg["train"].update(epochs=epochs, batch_size=5, feature_passes=passes, warmup_epochs=0)
     method = get_method("coop")(tiny_backbone, cfg, n_cls=len(CLASSNAMES))
     method.set_classnames(CLASSNAMES)
     ctx = PassContext(tiny_backbone)
@@ -41,7 +47,7 @@ def test_each_epoch_trains_on_its_own_pass_or_cycles_n(tiny_backbone, passes, ex
     fit(method, ctx, cfg["train"])
     assert sorted(set(ctx.requested)) == expected  # every pass encoded (or found in the cache) once, before training
     used = {round(float(f.sum()), 4) for f in seen}
-    assert len(ctx.train) // 5 * 6 == len(seen)
+    assert len(ctx.train) // 5 * epochs == len(seen)
     # each epoch's batches come from one pass: 6 epochs see 6 (fresh) or 2 (cycled) different feature sets
     per_epoch = [seen[i : i + 2] for i in range(0, len(seen), 2)]
     sets = {frozenset(round(float(x.sum()), 4) for x in torch.cat(e)) for e in per_epoch}

@@ -81,7 +81,7 @@ class StubContext:
         noise = torch.randn(len(items), self.centres.shape[1], generator=g)
         return 3 * self.centres[[d.label for d in items]] + noise
 
-    def features(self, items, augment=None, passes: int = 1, scale_min: float = 0.08, first: int = 0):
+    def features(self, items, augment=None, passes: int = 1, scale_min: float = 0.08, first: int = 0, build_only=False):
         if augment is not None:
             assert scale_min == 0.5  # Tip-Adapter's cache crops with scale (0.5, 1)
         self.requested.append(items)

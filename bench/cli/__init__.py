@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from bench.cli.common import DataRootOpt, PluginOpt, console, user_errors
+from bench.cli.common import (
+    ConfigFileOpt,
+    DataRootOpt,
+    PluginOpt,
+    console,
+    phases_shown,
+    progress_columns,
+    rich_reporter,
+    user_errors,
+)
 from bench.errors import ConfigError
+from bench.progress import reporting
 
 if TYPE_CHECKING:
     from bench.sweep.run import SweepResult
@@ -48,6 +58,7 @@ def run(
     data_root: DataRootOpt = None,
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
     device: Annotated[str | None, typer.Option(help="cpu | cuda | cuda:N (default: cuda if available).")] = None,
+    config: ConfigFileOpt = None,
     cfg_options: Annotated[
         list[str] | None, typer.Option("--cfg-options", help="key=value overrides, e.g. train.lr=0.01 method.n_ctx=8")
     ] = None,
@@ -82,14 +93,15 @@ def run(
             if dry_run:
                 _print_plan(r)
 
-        with _progress() as (on_message, on_done, start):
+        with SweepProgress().shown() as bar:
             result = run_sweep(
                 methods=method, protocols=protocol, suite=suite,
                 datasets=datasets.split(",") if datasets else None, seeds=parse_ints(seeds, "seeds"),
                 shots=parse_ints(shots, "shots") if shots else None, backbone=backbone, pretrained=pretrained,
-                data_root=data_root, results=results, options=[*(cfg_options or []), *extra], plugins=plugin or (),
-                force=force, dry_run=dry_run, executor=runner, on_plan=lambda r: (on_plan(r), None if dry_run else start(len(r.todo))),
-                on_message=on_message, on_done=on_done,
+                data_root=data_root, results=results, options=[*(cfg_options or []), *extra], config=config,
+                plugins=plugin or (), force=force, dry_run=dry_run, executor=runner,
+                on_plan=lambda r: (on_plan(r), None if dry_run else bar.start(len(r.todo))),
+                on_message=bar.on_message, on_done=bar.on_done,
             )  # fmt: skip
         if dry_run:
             return
@@ -100,34 +112,42 @@ def run(
             console.print(f"[green]done[/]: {result.written} records in {result.seconds:.0f}s → `bench report`")
 
 
-@contextlib.contextmanager
-def _progress() -> Iterator[tuple]:
-    """Callbacks for run_sweep: a rich progress bar (runs done) and a status line (the current step)."""
-    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn()]  # fmt: skip
-    progress = Progress(*columns, console=console, transient=False)
-    tasks: dict[str, Any] = {}
+class SweepProgress:
+    """run_sweep's callbacks, shown with rich: the sweep's bar with the time left at the pace so far (elapsed / runs
+    done × runs to go), a status line (the current step) and a row per phase that the core reports through
+    :mod:`bench.progress` (encoding features, decoding images, writing toy data)."""
 
-    def start(total: int) -> None:
-        if total and not tasks:
-            progress.start()
-            tasks["sweep"] = progress.add_task("sweep", total=total)
-            tasks["current"] = progress.add_task("", total=None)
+    def __init__(self, get_time: Callable[[], float] | None = None) -> None:
+        # rich's estimate over the whole sweep (not its default 30 s window: one run can take an hour)
+        self.progress = Progress(*progress_columns(), console=console, transient=True, get_time=get_time,
+                                 speed_estimate_period=30 * 24 * 3600)  # fmt: skip
+        self.sweep: TaskID | None = None
+        self.current: TaskID | None = None
 
-    def on_message(msg: str) -> None:
+    def start(self, total: int) -> None:
+        if total and self.sweep is None:
+            self.progress.start()
+            self.sweep = self.progress.add_task(f"sweep: {total} runs", total=total)
+            self.progress.advance(self.sweep, 0)  # a first sample at the start: the first finished run gives an ETA
+            self.current = self.progress.add_task("starting", total=None)
+
+    def on_message(self, msg: str) -> None:
         if "accuracy" in msg or msg.startswith("warning"):
-            progress.console.print(msg, highlight=False, markup=False)
-        if tasks:
-            progress.update(tasks["current"], description=escape(msg[:100]))
+            self.progress.console.print(msg, highlight=False, markup=False)
+        if self.current is not None:
+            self.progress.update(self.current, description=escape(msg[:100]))
 
-    def on_done(spec: Any, n: int) -> None:
-        if tasks:
-            progress.advance(tasks["sweep"])
+    def on_done(self, spec: Any, n: int) -> None:
+        if self.sweep is not None:
+            self.progress.advance(self.sweep)
 
-    try:
-        yield on_message, on_done, start
-    finally:
-        progress.stop()
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[SweepProgress]:
+        try:
+            with reporting(rich_reporter(self.progress)):
+                yield self
+        finally:
+            self.progress.stop()
 
 
 def _print_plan(result: SweepResult) -> None:
@@ -262,9 +282,10 @@ def perf(
             raise ConfigError(f"--cfg-options {', '.join(sorted(unused))}: no measured method has this key")
         if reference is not None and reference not in names:
             names = [reference, *names]  # measured in the same run, so the ratio compares like with like
-        results = {
-            n: measure(n, backbone, pretrained, dev, batch_size, steps, options=per_method.get(n)) for n in names
-        }
+        with phases_shown():
+            results = {
+                n: measure(n, backbone, pretrained, dev, batch_size, steps, options=per_method.get(n)) for n in names
+            }
         columns = ["method", "trainable", "train img/s (bare)", "train img/s (harness)", "overhead", "eval img/s"]
         columns.append("saved MB")
         gpu = any("peak_mb" in r for r in results.values())
@@ -305,9 +326,11 @@ def _rate(value: float | None) -> str:
 
 
 def _mount_subapps() -> None:
+    from bench.cli.config import config_app
     from bench.cli.data import data_app
     from bench.datasets.toy.cli import toy_app
 
+    app.add_typer(config_app, name="config")
     app.add_typer(data_app, name="data")
     app.add_typer(toy_app, name="toy")
 

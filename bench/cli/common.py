@@ -10,8 +10,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from bench.errors import BenchError
+from bench.progress import Advance, Reporter, reporting
 
 console = Console()
 err_console = Console(stderr=True)
@@ -19,6 +32,15 @@ err_console = Console(stderr=True)
 DataRootOpt = Annotated[
     Path | None,
     typer.Option("--data-root", "--root", help="CoOp-layout data folder ($DATA; default: $BENCH_DATA)."),
+]
+ConfigFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        dir_okay=False,
+        help="Config file (YAML, JSON or Python; mmengine's _base_ allowed), merged before --cfg-options; "
+        "`bench config show` prints one.",
+    ),
 ]
 PluginOpt = Annotated[
     list[str] | None,
@@ -37,3 +59,38 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished records are kept; run the same command again to resume")
         raise typer.Exit(130) from None
+
+
+class _Count(MofNCompleteColumn):
+    """done/total, blank for a phase without a total (a spinner), where rich would print ``0/?``."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.total is None else super().render(task)
+
+
+def progress_columns() -> list[ProgressColumn]:
+    """Spinner, what happens, bar, done/total, elapsed, time left."""
+    return [SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(), _Count(),
+            TimeElapsedColumn(), TimeRemainingColumn()]  # fmt: skip
+
+
+def rich_reporter(progress: Progress) -> Reporter:
+    """Each :func:`bench.progress.phase` as a row of ``progress``, removed when the phase ends."""
+
+    @contextlib.contextmanager
+    def show(message: str, total: int | None) -> Iterator[Advance]:
+        task = progress.add_task(escape(message), total=total)
+        try:
+            yield lambda n=1: progress.advance(task, n)
+        finally:
+            progress.remove_task(task)
+
+    return show
+
+
+@contextlib.contextmanager
+def phases_shown() -> Iterator[None]:
+    """Show the phases of a command that runs no sweep (``bench perf``, ``bench toy ...``) as spinners and bars."""
+    progress = Progress(*progress_columns(), console=err_console, transient=True)
+    with progress, reporting(rich_reporter(progress)):
+        yield

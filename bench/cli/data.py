@@ -8,48 +8,67 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bench.cli.common import DataRootOpt, user_errors
-from bench.data.arrange import prepare
-from bench.data.check import check, render
-from bench.data.tables import BENCHMARK
+from bench.cli.common import DataRootOpt, PluginOpt, phases_shown, user_errors
 from bench.errors import DataError
-from bench.sweep.suites import env_data_root
 
 data_app = typer.Typer(help="Get the benchmark datasets into the CoOp layout and check them.", no_args_is_help=True)
 
 
 def _root(data_root: Path | None) -> Path:
+    from bench.sweep.suites import env_data_root
+
     root = data_root or env_data_root()
     if root is None:
         raise DataError("no data root: pass --data-root DIR or set $BENCH_DATA")
     return root
 
 
+def _names(names: list[str] | None) -> list[str]:
+    """``dtd,eurosat`` and ``dtd eurosat`` alike (the comma form is what ``bench run --datasets`` takes)."""
+    return [n.strip().lower() for arg in names or [] for n in arg.split(",") if n.strip()]
+
+
 @data_app.command("prepare")
 def prepare_cmd(
-    name: Annotated[str, typer.Argument(help="dataset, e.g. dtd (see `bench list datasets`)")],
+    names: Annotated[list[str], typer.Argument(help="datasets, e.g. dtd or dtd,eurosat (see `bench list datasets`)")],
     data_root: DataRootOpt = None,
 ) -> None:
-    """Download/arrange one dataset and obtain its CoOp split file; prints manual steps where needed."""
+    """Download/arrange datasets and obtain their CoOp split files; prints manual steps where needed."""
+    from bench.data.arrange import prepare
+
     with user_errors():
-        ready = prepare(name, _root(data_root))
-    if not ready:
+        root = _root(data_root)
+        not_ready = [name for name in _names(names) if not prepare(name, root)]
+    if not_ready:
+        typer.echo(f"not ready yet (manual steps above): {','.join(not_ready)}")
         raise typer.Exit(1)
 
 
 @data_app.command("check")
 def check_cmd(
-    names: Annotated[list[str] | None, typer.Argument(help="datasets to check (default: all 15)")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="datasets to check, e.g. dtd or dtd,eurosat (default: all 15)")
+    ] = None,
     data_root: DataRootOpt = None,
     quick: Annotated[bool, typer.Option("--quick", help="only check that files exist; do not decode them")] = False,
+    plugin: PluginOpt = None,
 ) -> None:
     """Found, split sizes vs CoOp's, missing/unreadable images, class folders; exit 1 if one is unusable."""
+    from bench.data.check import check, render
+    from bench.data.tables import BENCHMARK
+    from bench.registry import get_dataset, load_plugins
+
     with user_errors():
+        load_plugins(plugin)
         root = _root(data_root)
         if not root.is_dir():
             raise DataError(f"data root {root} does not exist; pass --data-root or set $BENCH_DATA")
-        rows = check(names or BENCHMARK, root, decode=not quick)
+        wanted = _names(names)
+        for name in wanted:
+            get_dataset(name)  # an unknown name: one line listing the valid ones
+        with phases_shown():
+            rows = check(wanted or BENCHMARK, root, decode=not quick)
     Console().print(render(rows))
     # Named datasets must all be usable; with no names, only the datasets present count (absent ones are listed).
-    if any(not r.usable and (names or r.found) for r in rows):
+    if any(not r.usable and (wanted or r.found) for r in rows):
         raise typer.Exit(1)

@@ -8,6 +8,7 @@ augmentation pass and its seed, the exact file list).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -23,6 +24,7 @@ from bench.datasets.base import Datum
 from bench.errors import DataError
 from bench.io import atomic_write, digest, lock, set_aside
 from bench.precision import autocast
+from bench.progress import Advance, no_progress, phase
 
 if TYPE_CHECKING:  # the model layer sits above this one
     from bench.model.backbone import Backbone
@@ -139,7 +141,12 @@ class Caches:
 
         def build() -> Callable[[Path], None]:
             loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
-            arr = np.concatenate([x.numpy() for x, *_ in loader]) if items else np.zeros((0, 3, size, size))
+            parts = [np.zeros((0, 3, size, size), np.uint8)]
+            with phase(f"decoding {len(items)} images at {size} px (cached for every method)", len(items)) as done:
+                for x, *_ in loader:
+                    parts.append(x.numpy())
+                    done(len(x))
+            arr = np.concatenate(parts)
             return lambda tmp: np.save(tmp.open("wb"), arr.astype(np.uint8))
 
         def load(p: Path) -> np.ndarray | None:
@@ -161,30 +168,41 @@ class Caches:
         scale_min: float = 0.08,
         batch_size: int = 256,
         first: int = 0,
+        build_only: bool = False,
     ) -> list[Tensor]:
         """Frozen image features, one (N, D) float tensor per pass (CPU).
 
         ``augment=None``: test preprocessing (one pass, from the image store). Otherwise ``passes`` augmented passes
         from pass ``first`` on, each seeded by ``(seed, pass)``, so a pass is the same tensor for every method that
-        asks for it.
+        asks for it. ``build_only``: make sure the files exist and return nothing (many passes, read one at a time).
         """
         spec = {"backbone": backbone.name, "weights": backbone.fingerprint, "size": backbone.image_size,
                 "augment": augment, "scale_min": scale_min}  # fmt: skip
         base = digest({**spec, "files": files_fingerprint(items)})
+        tags = ["test"] if augment is None else [f"{augment}-s{seed}-p{p}" for p in range(first, first + passes)]
+        paths = [self.root / "features" / f"{base}-{tag}.pt" for tag in tags]
+        todo = sum(not path.exists() for path in paths)
+        what = (f"encoding {len(items)} images with {backbone.name}" if augment is None
+                else f"encoding {todo} augmented pass{'es' * (todo > 1)} ({augment}) of {len(items)} images with "
+                     f"{backbone.name}")  # fmt: skip
+
+        def load(f: Path) -> Tensor | None:
+            t = torch.load(f, map_location="cpu", weights_only=True)
+            return t if isinstance(t, Tensor) and t.shape == (len(items), backbone.embed_dim) else None
+
         out = []
-        for p in range(first, first + passes) if augment else [0]:
-            tag = "test" if augment is None else f"{augment}-s{seed}-p{p}"
-            path = self.root / "features" / f"{base}-{tag}.pt"
+        with phase(what, todo * len(items)) if todo else contextlib.nullcontext(no_progress) as done:
+            for p, path in enumerate(paths, start=first):
 
-            def build(p: int = p) -> Callable[[Path], None]:
-                feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min, batch_size)
-                return lambda tmp: torch.save(feats, tmp)
+                def build(p: int = p) -> Callable[[Path], None]:
+                    feats = self._encode(backbone, items, device, augment, seed * 1000 + p, scale_min, batch_size, done)
+                    return lambda tmp: torch.save(feats, tmp)
 
-            def load(f: Path) -> Tensor | None:
-                t = torch.load(f, map_location="cpu", weights_only=True)
-                return t if isinstance(t, Tensor) and t.shape == (len(items), backbone.embed_dim) else None
-
-            out.append(_cached(path, build, load))
+                if build_only and path.exists():
+                    continue
+                value = _cached(path, build, load)
+                if not build_only:
+                    out.append(value)
         return out
 
     def _encode(
@@ -196,6 +214,7 @@ class Caches:
         seed: int,
         scale_min: float,
         batch_size: int,
+        done: Advance,
     ) -> Tensor:
         norm = Normalizer(backbone, device)
         if augment is None:
@@ -209,6 +228,7 @@ class Caches:
         with autocast(device):
             for x in batches:
                 feats.append(backbone.encode_image(norm(x)).float().cpu())
+                done(len(x))
         dim = backbone.embed_dim
         return torch.cat(feats) if feats else torch.zeros(0, dim)
 

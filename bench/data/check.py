@@ -9,16 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from bench.data.arrange import reader_for
-from bench.data.tables import PUBLISHED_COUNTS
+from bench.data.tables import BENCHMARK, PUBLISHED_COUNTS
 from bench.datasets.base import DatasetSplits
 from bench.errors import BenchError, DataError
-
-console = Console(stderr=True)
+from bench.progress import phase
 
 
 @dataclass
@@ -78,15 +75,14 @@ def _scan_images(paths: list[str], decode: bool, label: str) -> tuple[list[str],
     missing, bad = [], []
     with (
         ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool,
-        Progress(console=console, transient=True) as bar,
+        phase(f"{label}: decoding {len(paths)} images", len(paths)) as done,
     ):
-        task = bar.add_task(f"checking {label}", total=len(paths))
         for p, ok in zip(paths, pool.map(image_ok, paths, chunksize=64), strict=True):
             if ok is None:
                 missing.append(p)
             elif not ok:
                 bad.append(p)
-            bar.advance(task)
+            done(1)
     return missing, bad
 
 
@@ -161,19 +157,38 @@ def render(rows: Sequence[CheckRow]) -> Table:
 def preflight(names: Iterable[str], root: str | Path) -> None:
     """Cheap check before ``bench run``: folders, split files, class folders and that every image file exists.
 
-    Raises :class:`DataError` naming the file and the fix; images are not decoded (``bench data check`` does that).
+    Every dataset is checked before anything is raised, so a data root missing twelve datasets names all twelve in one
+    :class:`DataError`, with the one command that prepares them; images are not decoded (``bench data check`` does).
     """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist; pass --data-root or set $BENCH_DATA")
+    problems: dict[str, str] = {}
     for name in names:
-        reader = reader_for(name.lower(), root)
-        splits = reader.read()
-        for items in (splits.train, splits.val, splits.test):
-            missing = [d.impath for d in items if not os.path.exists(d.impath)]
-            if missing:
-                more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-                raise DataError(
-                    f"{name}: image {missing[0]}{more} listed in the split is missing; restore it or run "
-                    f"`bench data check {name}`"
-                )
+        name = name.lower()
+        with phase(f"{name}: reading the split and checking that its images exist"):
+            try:
+                splits = reader_for(name, root).read()
+            except DataError as e:
+                problems[name] = str(e)
+                continue
+            missing = [d.impath for items in (splits.train, splits.val, splits.test) for d in items]
+            missing = [p for p in missing if not os.path.exists(p)]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            problems[name] = (
+                f"{name}: image {missing[0]}{more} listed in the split is missing; restore it or run "
+                f"`bench data check {name}`"
+            )
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise DataError(next(iter(problems.values())))
+    lines = "\n".join(f"  {why}" for why in problems.values())
+    preparable = [n for n in problems if n in BENCHMARK]  # a plugin's own dataset has no download recipe here
+    fix = (
+        f"prepare them with `bench data prepare {','.join(preparable)} --data-root {root}`, then " if preparable else ""
+    )
+    raise DataError(
+        f"{len(problems)} datasets are not ready under {root}:\n{lines}\n{fix}`bench data check {','.join(problems)}`"
+    )

@@ -23,6 +23,7 @@ from open_clip.transformer import LayerNorm, LayerNormFp32, text_global_pool
 from torch import Tensor, nn
 
 from bench.errors import BenchError, ConfigError
+from bench.progress import phase
 from bench.registry import BACKBONES
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -310,8 +311,9 @@ def get_backbone(arch: str, pretrained: str, device: torch.device, half: bool = 
     key = (arch, pretrained, str(device), half)
     if key not in _BACKBONES:
         _BACKBONES.clear()  # one at a time: GPU memory
-        backbone = load_backbone(arch, pretrained)
-        _BACKBONES[key] = (backbone.convert_to_half() if half else backbone).to(device)
+        with phase(f"loading the backbone {arch} ({pretrained} weights) on {device}"):
+            backbone = load_backbone(arch, pretrained)
+            _BACKBONES[key] = (backbone.convert_to_half() if half else backbone).to(device)
     return _BACKBONES[key]
 
 

@@ -42,11 +42,12 @@ class FitContext:
         passes: int = 1,
         scale_min: float = 0.08,
         first: int = 0,
+        build_only: bool = False,
     ) -> list[Tensor]:
         """Frozen image features of ``items`` (test preprocessing, or augmented passes ``first .. first + passes - 1``
-        with RandomResizedCrop scale ``(scale_min, 1)``)."""
+        with RandomResizedCrop scale ``(scale_min, 1)``; ``build_only``: cache them, return nothing)."""
         return self.caches.features(self.backbone, items, self.device, augment, passes, self.seed, scale_min,
-                                    first=first)  # fmt: skip
+                                    first=first, build_only=build_only)  # fmt: skip
 
     def labels(self, items: Sequence[Datum]) -> Tensor:
         return torch.tensor([d.label for d in items], dtype=torch.long)

@@ -25,6 +25,7 @@ from bench.model.context import FitContext, evaluate
 from bench.model.method import Batch, Method
 from bench.model.trainer import build_optimizer, cast_learned, fit
 from bench.precision import Precision
+from bench.progress import phase
 from bench.registry import get_method
 
 
@@ -96,11 +97,13 @@ def measure(
     labels = torch.arange(batch_size, device=dev) % n_cls
     out: dict[str, float] = {"trainable_params": float(method.num_trainable())}
     with tempfile.TemporaryDirectory() as tmp:
-        items = _fake_items(Path(tmp), batch_size * steps, n_cls, max(size, 256))
+        with phase(f"{method_name}: writing {batch_size * steps} random test images"):
+            items = _fake_items(Path(tmp), batch_size * steps, n_cls, max(size, 256))
         caches = Caches(Path(tmp) / "cache", num_workers=cfg["train"]["num_workers"] if dev.type == "cuda" else 0)
         ctx = FitContext(backbone, dev, "perf", items, items[:batch_size], names, "a photo of a {}.", 0, caches)
         if method.trains and method.trainable_parameters():
-            method.before_training(ctx)  # per-run state (caches, frozen targets) as in a real run, untimed
+            with phase(f"{method_name}: preparing training (caches, frozen targets)"):
+                method.before_training(ctx)  # per-run state (caches, frozen targets) as in a real run, untimed
             cast_learned(method, precision.weights_dtype)
             opt = build_optimizer(method.trainable_parameters(), cfg["train"])
             method.train()
@@ -110,23 +113,27 @@ def measure(
             with precision.autocast():
                 out["saved_mb"] = saved_activation_bytes(lambda: sum(method.loss(batch).values())) / 2**20
             opt.zero_grad(set_to_none=True)
-            for i in range(steps + 2):  # two warm-up steps
-                if i == 2:
-                    _sync(dev)
-                    if dev.type == "cuda":
-                        torch.cuda.reset_peak_memory_stats(dev)
-                    t0 = time.perf_counter()
-                with precision.autocast():
-                    loss = sum(method.loss(batch).values())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            _sync(dev)
+            with phase(f"{method_name}: timing {steps} bare training steps (+2 warm-up) of {batch_size} images",
+                       steps + 2) as done:  # fmt: skip
+                for i in range(steps + 2):  # two warm-up steps
+                    if i == 2:
+                        _sync(dev)
+                        if dev.type == "cuda":
+                            torch.cuda.reset_peak_memory_stats(dev)
+                        t0 = time.perf_counter()
+                    with precision.autocast():
+                        loss = sum(method.loss(batch).values())
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    done(1)
+                _sync(dev)
             out["train_bare_img_s"] = steps * batch_size / (time.perf_counter() - t0)
             if dev.type == "cuda":  # the paper's memory figure: everything allocated, weights included
                 out["peak_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
-            method.before_training(ctx)
-            stats = fit(method, ctx, cfg["train"])
+            with phase(f"{method_name}: timing one epoch of {len(items)} images through the harness"):
+                method.before_training(ctx)
+                stats = fit(method, ctx, cfg["train"])
             out["train_harness_img_s"] = len(items) / stats["train_s"]
             out["harness_overhead_pct"] = 100 * (out["train_bare_img_s"] / out["train_harness_img_s"] - 1)
         caches.images(items, size)  # decode once, as a real sweep does before evaluating
@@ -134,7 +141,8 @@ def measure(
             caches.features(backbone, items, dev)
         _sync(dev)
         t0 = time.perf_counter()
-        evaluate(method, items, names, "a photo of a {}.", backbone, dev, caches, 256, cfg["train"]["precision"])
-        _sync(dev)
+        with phase(f"{method_name}: timing the evaluation of {len(items)} images"):
+            evaluate(method, items, names, "a photo of a {}.", backbone, dev, caches, 256, cfg["train"]["precision"])
+            _sync(dev)
         out["eval_img_s"] = len(items) / (time.perf_counter() - t0)
     return out

@@ -165,10 +165,10 @@ class _batches:
             self.augment = None if cfg["augment"] == "none" else cfg["augment"]
             self.passes = (cfg["feature_passes"] or cfg["epochs"]) if self.augment else 1
             self.kept: dict[int, Tensor] = {}
-            for p in range(self.passes):  # encode (or find) every pass before the first step
-                feats = self._pass(p)
-                if self.passes <= _KEEP:  # a few passes stay in memory; more are read back when their epoch comes
-                    self.kept[p] = feats
+            if self.passes <= _KEEP:  # a few passes stay in memory
+                self.kept = dict(enumerate(ctx.features(ctx.train, self.augment, self.passes, cfg["rrc_scale_min"])))
+            else:  # more are encoded (or found) now, before the first step, and read back when their epoch comes
+                ctx.features(ctx.train, self.augment, self.passes, cfg["rrc_scale_min"], build_only=True)
             self.labels = torch.tensor([d.label for d in ctx.train])
         else:
             tf = train_transform(ctx.backbone.image_size, cfg["augment"], cfg["rrc_scale_min"])

@@ -4,6 +4,7 @@
 
     results/
       records/<suite>/<protocol>/<method>-<config hash>/<backbone>__<weights>/<dataset>__<subset>/shots<k>_seed<s>.json
+                                                                       ... shots<k>_seed<s>.yaml  its resolved config
       checkpoints/<method>-<config hash>/<backbone>__<weights>/<train dataset>__<subset>/shots<k>_seed<s>.pt
       splits/<suite>/<dataset>/shot<k>_seed<s>.json     the few-shot draws (portable JSON with a hash; _tip.json: Tip's)
       cache/                                            decoded images and frozen features, shared by runs
@@ -58,6 +59,10 @@ class ResultsLayout:
             self.records_dir / spec.suite / ev.protocol / self.run_dir(spec) / f"{ev.dataset}__{ev.subset}"
             / f"shots{spec.shots}_seed{spec.seed}.json"
         )  # fmt: skip
+
+    def record_config(self, spec: RunSpec, ev: EvalSpec) -> Path:
+        """The run's resolved config as YAML beside its record: what ``bench run --config FILE`` reads back."""
+        return self.record(spec, ev).with_suffix(".yaml")
 
     def checkpoint(self, spec: RunSpec) -> Path:
         return (

@@ -85,13 +85,17 @@ class RunSpec:
                 for ev in self.evals]  # fmt: skip
 
 
-def resolve_config(method: str, protocol: str, dataset: str, suite: Suite, options: dict[str, Any]) -> dict[str, Any]:
-    """BASE_CONFIG ← method defaults for (protocol, dataset) ← suite overrides ← ``--cfg-options``."""
+def resolve_config(
+    method: str, protocol: str, dataset: str, suite: Suite, options: dict[str, Any],
+    origins: dict[str, str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """BASE_CONFIG ← method defaults for (protocol, dataset) ← suite overrides ← ``--config`` / ``--cfg-options``
+    (``options``; ``origins`` says which key came from a file, for the error message)."""
     cls = get_method(method)
     cfg = deep_merge(BASE_CONFIG, cls.default_config(protocol, suite.roles.get(dataset, dataset)))
     for key in suite.override_keys(method, protocol):
         cfg = deep_merge(cfg, suite.overrides.get(key, {}))
-    cfg = apply_options(cfg, options)
+    cfg = apply_options(cfg, options, origins)
     validate(cfg, cls.option_ranges)
     return cfg
 
@@ -108,15 +112,13 @@ def plan(
     backbone: str | None = None,
     pretrained: str | None = None,
     options: dict[str, Any] | None = None,
+    origins: dict[str, str] | None = None,
 ) -> list[RunSpec]:
     """All RunSpecs of the sweep (done ones included; use :meth:`RunSpec.pending`)."""
     options = options or {}
     backbone = backbone or suite.backbone
     pretrained = pretrained or suite.pretrained
-    unknown = set(datasets or ()) - set(suite.datasets) - set(suite.domain_generalization)
-    if unknown:
-        valid = ", ".join([*suite.datasets, *suite.domain_generalization])
-        raise ConfigError(f"dataset(s) {', '.join(sorted(unknown))} are not in the {suite.name} suite; valid: {valid}")
+    suite = suite.with_datasets(datasets or ())  # a --plugin's own datasets join the suite's protocols
 
     def chosen(names: tuple[str, ...]) -> list[str]:
         return [d for d in names if datasets is None or d in datasets]
@@ -124,7 +126,7 @@ def plan(
     runs: dict[tuple, RunSpec] = {}
 
     def add(method: str, protocol: str, train: str, subset: str, seed: int, k: int, evals: list[EvalSpec]) -> None:
-        cfg = resolve_config(method, protocol, train, suite, options)
+        cfg = resolve_config(method, protocol, train, suite, options, origins)
         h = config_hash(method, cfg, suite.data_version)
         key = (method, h, train, subset, seed, k)
         if key in runs:
@@ -132,7 +134,7 @@ def plan(
         else:
             runs[key] = RunSpec(
                 method, suite.name, train, subset, seed, k, backbone, pretrained, cfg, h, list(evals),
-                str(data_root), str(results), _as_resolved(options, cfg),
+                str(data_root), str(results), _variant(method, protocol, train, suite, options, origins, cfg),
             )  # fmt: skip
 
     for method in methods:
@@ -155,6 +157,19 @@ def plan(
                 else:
                     raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}, all")
     return list(runs.values())
+
+
+def _variant(
+    method: str, protocol: str, train: str, suite: Suite, options: dict[str, Any], origins: dict[str, str] | None,
+    cfg: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The options that name the variant in reports: every ``--cfg-options`` key, and the keys of a ``--config`` file
+    that differ from the defaults (a file saved by ``bench config show`` holds every key)."""
+    shown = _as_resolved(options, cfg)
+    if not origins:
+        return shown
+    defaults = _as_resolved(options, resolve_config(method, protocol, train, suite, {}))
+    return {k: v for k, v in shown.items() if k not in origins or defaults[k] != v}
 
 
 def _as_resolved(options: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import parse_cfg_options
+from bench.config import load_config_file, parse_cfg_options
 from bench.data.check import preflight
 from bench.errors import ConfigError
 from bench.model.backbone import create_model
@@ -125,6 +125,7 @@ def run_sweep(
     data_root: str | Path | None = None,
     results: str | Path = "results",
     options: dict[str, Any] | Sequence[str] | None = None,
+    config: str | Path | None = None,
     plugins: Sequence[str] = (),
     force: bool = False,
     dry_run: bool = False,
@@ -136,19 +137,24 @@ def run_sweep(
     """Plan the sweep, check every dataset it needs, and run what is not done yet (all of it with ``force``).
 
     ``methods`` / ``protocols``: names or a comma string (``"all"`` allowed); ``options``: ``--cfg-options`` as a dict
-    of dotted keys or ``key=value`` strings; ``plugins``: modules or ``.py`` files that register extra methods. The data root is ``data_root``, else ``$BENCH_DATA``, else the suite's
-    own (the toy suite generates its datasets on first use). ``on_plan`` sees the plan before anything runs (the CLI
-    prints it); ``dry_run`` stops there. Raises :class:`~bench.errors.BenchError` on bad input, before any run starts.
+    of dotted keys or ``key=value`` strings, applied over ``config`` (a YAML/JSON/Python config file, mmengine's
+    ``_base_`` allowed); ``plugins``: modules or ``.py`` files that register extra methods. The data root is
+    ``data_root``, else ``$BENCH_DATA``, else the suite's own (the toy suite generates its datasets on first use).
+    ``on_plan`` sees the plan before anything runs (the CLI prints it); ``dry_run`` stops there. Raises
+    :class:`~bench.errors.BenchError` on bad input, before any run starts.
     """
     load_plugins(plugins)
     _check(seeds, shots, Path(results))
     method_names = parse_names(methods if isinstance(methods, str) else ",".join(methods), METHODS)
     protocol_names = parse_protocols(protocols if isinstance(protocols, str) else ",".join(protocols))
     opts = dict(options or {}) if options is None or isinstance(options, dict) else parse_cfg_options(options)
+    from_file = load_config_file(config) if config is not None else {}
+    origins = {key: f"--config {config}" for key in from_file if key not in opts}
+    opts = {**from_file, **opts}
     the_suite, root = resolve_data_root(data_root, suite)
     names = [d.strip().lower() for d in datasets] if datasets else None
     specs = plan(method_names, protocol_names, the_suite, list(seeds), list(shots) if shots else None, root,
-                 Path(results), names, backbone, pretrained, opts)  # fmt: skip
+                 Path(results), names, backbone, pretrained, opts, origins)  # fmt: skip
     for s in specs:
         s.plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins]
     # each record is read once here; a dry run only looks (damaged records are set aside by a real run)

@@ -21,6 +21,7 @@ import open_clip
 import torch
 
 import bench
+from bench.config import to_yaml
 from bench.data.caches import Caches
 from bench.datasets.base import (
     TIP_DRAW_SEED,
@@ -35,7 +36,7 @@ from bench.datasets.base import (
     tip_fewshot,
 )
 from bench.errors import BenchError, DataError
-from bench.io import atomic_write, atomic_write_json, digest, lock, set_aside
+from bench.io import atomic_write, atomic_write_json, atomic_write_text, digest, lock, set_aside
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
 from bench.model.method import Method
@@ -175,8 +176,10 @@ def _run_locked(spec: RunSpec, device: torch.device, say: Progress, force: bool)
     for ev in todo:
         key = (ev.dataset, ev.subset)
         if key not in results:
+            say(f"{spec.label}: evaluating on {ev.dataset}/{ev.subset}")
             results[key] = _evaluate(spec, ev, trained, caches, device)
         say(f"{spec.label}: {ev.protocol} {ev.dataset}/{ev.subset} accuracy {results[key]['accuracy']:.2f}")
+        atomic_write_text(spec.layout.record_config(spec, ev), to_yaml(spec.config))  # before the record: done = both
         atomic_write_json(spec.record_path(ev), _record(spec, ev, trained, results[key], device).to_dict())
     return len(todo)
 
@@ -206,7 +209,10 @@ def _train_or_load(spec: RunSpec, device: torch.device, caches: Caches, say: Pro
         ctx.info = ckpt.get("info", {})
         say(f"{spec.label}: loaded checkpoint")
         return _Trained(method, ctx, ckpt["train_stats"], split_hash)
-    say(f"{spec.label}: training ({len(train)} images, {len(classnames)} classes)")
+    if method.trains:
+        say(f"{spec.label}: training on {len(train)} images of {len(classnames)} classes")
+    else:  # zero-shot CLIP, Tip-Adapter: nothing trains (caches they build show as their own phase)
+        say(f"{spec.label}: nothing to train ({spec.method})")
     t0 = time.perf_counter()
     stats: dict[str, Any] = {"train_s": 0.0}
     method.before_training(ctx)

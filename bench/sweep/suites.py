@@ -8,13 +8,13 @@ benchmark is defined here; other worlds register a factory in ``SUITES`` (the to
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.registry import SUITES, get
+from bench.registry import DATASETS, SUITES, get
 
 DATA_ENV = "BENCH_DATA"
 
@@ -42,6 +42,33 @@ class Suite:
 
     def override_keys(self, method: str, protocol: str) -> tuple[str, ...]:
         return ("*", method, f"{method}:{protocol}")
+
+    def with_datasets(self, names: Sequence[str]) -> Suite:
+        """This suite plus the named datasets it does not list that no suite owns (a reader registered by
+        ``--plugin``): a train/test one joins base-to-novel, few-shot and the cross-dataset targets, a test-only one
+        the domain-generalisation targets. So a new dataset runs on the real benchmark without a Suite of its own."""
+        listed = _listed(self)
+        extra = [n for n in dict.fromkeys(names) if n not in listed]
+        if not extra:
+            return self
+        DATASETS.import_from_location()
+        owned = {d for name in suite_names() for d in _listed(get_suite(name))}
+        foreign = [n for n in extra if n in owned or n not in DATASETS.module_dict]
+        if foreign:
+            raise ConfigError(
+                f"dataset(s) {', '.join(sorted(foreign))} are not in the {self.name} suite; valid: {', '.join(listed)}, "
+                "or a dataset your --plugin registers (README: Adding a dataset)"
+            )
+        train = tuple(n for n in extra if not DATASETS.module_dict[n].test_only)
+        test = tuple(n for n in extra if DATASETS.module_dict[n].test_only)
+        return replace(
+            self, datasets=self.datasets + train, cross_dataset=self.cross_dataset + train,
+            domain_generalization=self.domain_generalization + test,
+        )  # fmt: skip
+
+
+def _listed(suite: Suite) -> tuple[str, ...]:
+    return (*suite.datasets, *suite.domain_generalization)
 
 
 _REAL_DATASETS = (

@@ -1,41 +1,25 @@
 """The toy world: procedural images, a small CLIP pretrained on them, and datasets in the CoOp layout.
 
-Importing this package registers the world with the harness like any plugin: its eleven dataset readers
-(``DATASETS``), the ``toy`` suite (``SUITES``) and the ``toy-vit`` backbone builder (``BACKBONES``). Public API:
+:mod:`bench.datasets.toy.register` registers the world with the harness like any plugin (the registries import it on
+first lookup). Public API, imported on first use so that ``bench toy --help`` loads neither torch nor numpy:
 :func:`ensure_toy_data` (write the datasets into a cache folder, return the data root), ``TOY_SUITE``,
 :func:`checkpoint_path` / :func:`load_toy_state_dict` (the shipped weights as an open_clip state dict) and
 ``bench.datasets.toy.cli.toy_app`` (``bench toy ...``).
 """
 
-from bench.datasets.toy import data
-from bench.datasets.toy.data import READERS, SPECS, TOY_SUITE, default_root, ensure_toy_data
-from bench.datasets.toy.pretrain import ARCH, build_backbone, checkpoint_path, load_toy_state_dict, register_config
-from bench.registry import BACKBONES, SUITES
+from __future__ import annotations
 
-register_config()
-BACKBONES.register_module(name=ARCH, module=build_backbone)
+import importlib
+from typing import Any
 
-
-@SUITES.register_module(name="toy")
-def toy_suite():  # -> bench.sweep.suites.Suite (imported here: the sweep layer imports the datasets package)
-    """The offline world: seven B2N datasets, toy_imagenet as the source, four shifted copies, the toy CLIP."""
-    from bench.sweep.suites import Suite
-
-    t = TOY_SUITE
-    return Suite(
-        name="toy",
-        datasets=tuple(t["base2novel"]),
-        source=t["source"],
-        cross_dataset=tuple(t["cross_dataset"]),
-        domain_generalization=tuple(t["domain_generalization"]),
-        backbone=t["backbone"],
-        pretrained=t["pretrained"],
-        overrides=t["overrides"],
-        roles=t["roles"],
-        default_root=default_root,
-        prepare=ensure_toy_data,
-        data_version=data.DATA_VERSION,
-    )
+_API = {"READERS": "data", "SPECS": "data", "TOY_SUITE": "data", "default_root": "data", "ensure_toy_data": "data",
+        "checkpoint_path": "pretrain", "load_toy_state_dict": "pretrain", "toy_suite": "register"}  # fmt: skip
 
 
-__all__ = ["READERS", "SPECS", "TOY_SUITE", "checkpoint_path", "ensure_toy_data", "load_toy_state_dict", "toy_suite"]
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+
+
+__all__ = sorted(_API)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bench.cli.common import user_errors
+from bench.cli.common import phases_shown, user_errors
 from bench.errors import ConfigError
 
 toy_app = typer.Typer(help="The offline toy world: generate its datasets, pretrain its CLIP.", no_args_is_help=True)
@@ -92,7 +92,8 @@ def generate(
         for spec in SPECS:
             (target / spec.name / VERSION_FILE).unlink(missing_ok=True)
     t0 = time.time()
-    path = ensure_toy_data(target)
+    with phases_shown():
+        path = ensure_toy_data(target)
     typer.echo(f"toy data at {path} ({len(SPECS)} datasets, {time.time() - t0:.1f}s)")
 
 
@@ -134,7 +135,13 @@ def probe(
 
     with user_errors():
         models = [(str(path or "shipped"), _load_model(path)) for path in checkpoint or [None]]
-    rows = [(name, attribute_probe(model, n=n, clear=clear)) for name, model in models]
+    from bench.progress import phase
+
+    rows = []
+    with phases_shown():
+        for name, model in models:
+            with phase(f"{name}: rendering {n} images, probing {len(ATTRIBUTES)} attributes"):
+                rows.append((name, attribute_probe(model, n=n, clear=clear)))
     table = Table("checkpoint", *ATTRIBUTES, title="linear-probe accuracy (%) per attribute")
     for name, res in rows:
         table.add_row(name, *(f"{res[a]:.1f}" for a in ATTRIBUTES))
@@ -161,12 +168,23 @@ def zeroshot(
 
     from bench.datasets.toy.data import SPEC_BY_NAME, ensure_toy_data
     from bench.datasets.toy.zeroshot import linear_probe_gain, zero_shot_report
+    from bench.progress import phase
     from bench.report.tables import hm
 
     with user_errors():
         model = _load_model(checkpoint)
-    data = ensure_toy_data(data_root)
-    report = zero_shot_report(model, data)
+    with phases_shown():
+        data = ensure_toy_data(data_root)
+        report = zero_shot_report(model, data)
+        trainable = [name for name in report if not SPEC_BY_NAME[name].test_only]
+        gains = {}
+        if probe:
+            with phase(
+                f"16-shot linear probe on the base classes of {len(trainable)} toy datasets", len(trainable)
+            ) as done:
+                for name in trainable:
+                    gains[name] = linear_probe_gain(model, data, name)["probe"]
+                    done(1)
     table = Table("dataset", "base", "novel", "HM", "all (chance)", "16-shot probe, base", title="toy zero-shot (%)")
     bases, novels = [], []
     for name, r in report.items():
@@ -175,7 +193,7 @@ def zeroshot(
             continue
         bases.append(r["base"])
         novels.append(r["novel"])
-        gain = f"{linear_probe_gain(model, data, name)['probe']:.1f}" if probe else ""
+        gain = f"{gains[name]:.1f}" if probe else ""
         table.add_row(name, f"{r['base']:.1f}", f"{r['novel']:.1f}", f"{r['hm']:.1f}",
                       f"{r['all']:.1f} ({r['chance_all']:.1f})", gain)  # fmt: skip
     b, n = sum(bases) / len(bases), sum(novels) / len(novels)

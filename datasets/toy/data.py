@@ -8,6 +8,7 @@ of (dataset, split, index), so every machine writes byte-identical PNGs and spli
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import numpy as np
 
 from bench.datasets.base import DatasetReader
 from bench.datasets.toy import generator as gen
+from bench.progress import no_progress, phase
 from bench.registry import DATASETS
 
 DATA_VERSION = "5"  # bump when the generator or the specs change: cached folders are then rebuilt
@@ -382,7 +384,7 @@ def ensure_toy_data(root: Path | None = None, names: list[str] | None = None) ->
     from bench.io import atomic_write_text, lock
 
     root = Path(root).expanduser() if root else default_root()
-    wanted = [SPEC_BY_NAME[n] for n in (names or [s.name for s in SPECS])]
+    wanted = [SPEC_BY_NAME[n] for n in (names or [s.name for s in SPECS]) if n in SPEC_BY_NAME]  # not a plugin's
     marker = root / f".complete-v{DATA_VERSION}.json"
 
     def done(spec: ToySpec) -> bool:
@@ -399,14 +401,18 @@ def ensure_toy_data(root: Path | None = None, names: list[str] | None = None) ->
         _remove_dead_temp_folders(root)
         todo = [spec for spec in wanted if not done(spec)]
         workers = min(len(todo), os.cpu_count() or 1, 4)
-        if workers > 1:
-            from concurrent.futures import ProcessPoolExecutor
+        what = f"generating {len(todo)} toy datasets ({sum(map(dataset_size, todo))} images) in {root}"
+        with phase(what, len(todo)) if todo else contextlib.nullcontext(no_progress) as advance:
+            if workers > 1:
+                from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(workers) as pool:
-                list(pool.map(_write_named, [spec.name for spec in todo], [root] * len(todo)))
-        else:
-            for spec in todo:
-                write_dataset(spec, root)
+                with ProcessPoolExecutor(workers) as pool:
+                    for _ in pool.map(_write_named, [spec.name for spec in todo], [root] * len(todo)):
+                        advance(1)
+            else:
+                for spec in todo:
+                    write_dataset(spec, root)
+                    advance(1)
         if names is None or all(done(s) for s in SPECS):
             atomic_write_text(marker, json.dumps({"version": DATA_VERSION, "datasets": [s.name for s in SPECS]}))
     return root

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from bench.datasets.toy import generator as gen
 from bench.datasets.toy.data import READERS, SPEC_BY_NAME
 from bench.datasets.toy.pretrain import clip_pixels, create_toy_model, load_toy_state_dict
+from bench.progress import phase
 
 
 def load_toy_model(path: str | Path | None = None) -> nn.Module:
@@ -52,23 +53,30 @@ def _acc(img: Tensor, labels: Tensor, txt: Tensor) -> float:
 def zero_shot_report(model: nn.Module, root: Path, names: list[str] | None = None) -> dict[str, dict[str, float]]:
     """Per dataset: base/novel/HM accuracy (CoOp's split) for trainable datasets, all-class accuracy for each."""
     out: dict[str, dict[str, float]] = {}
-    for name in names or list(READERS):
-        spec = SPEC_BY_NAME[name]
-        splits = READERS[name](root).read()
-        classnames = spec.classnames
-        img = encode_images(model, [d.impath for d in splits.test])
-        labels = torch.tensor([d.label for d in splits.test])
-        txt = encode_prompts(model, spec.template, classnames)
-        res = {"all": _acc(img, labels, txt), "chance_all": 100 / len(classnames)}
-        if not spec.test_only:
-            m = math.ceil(len(classnames) / 2)
-            b, n = labels < m, labels >= m
-            res["base"] = _acc(img[b], labels[b], txt[:m])
-            res["novel"] = _acc(img[n], labels[n] - m, txt[m:])
-            res["hm"] = 2 * res["base"] * res["novel"] / max(res["base"] + res["novel"], 1e-9)
-            res["chance_base"], res["chance_novel"] = 100 / m, 100 / (len(classnames) - m)
-        out[name] = res
+    names = names or list(READERS)
+    with phase(f"zero-shot accuracy on {len(names)} toy datasets", len(names)) as done:
+        for name in names:
+            out[name] = _zero_shot(model, root, name)
+            done(1)
     return out
+
+
+def _zero_shot(model: nn.Module, root: Path, name: str) -> dict[str, float]:
+    spec = SPEC_BY_NAME[name]
+    splits = READERS[name](root).read()
+    classnames = spec.classnames
+    img = encode_images(model, [d.impath for d in splits.test])
+    labels = torch.tensor([d.label for d in splits.test])
+    txt = encode_prompts(model, spec.template, classnames)
+    res = {"all": _acc(img, labels, txt), "chance_all": 100 / len(classnames)}
+    if not spec.test_only:
+        m = math.ceil(len(classnames) / 2)
+        b, n = labels < m, labels >= m
+        res["base"] = _acc(img[b], labels[b], txt[:m])
+        res["novel"] = _acc(img[n], labels[n] - m, txt[m:])
+        res["hm"] = 2 * res["base"] * res["novel"] / max(res["base"] + res["novel"], 1e-9)
+        res["chance_base"], res["chance_novel"] = 100 / m, 100 / (len(classnames) - m)
+    return res
 
 
 def linear_probe_gain(model: nn.Module, root: Path, name: str, shots: int = 16, seed: int = 1) -> dict[str, float]:

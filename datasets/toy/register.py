@@ -1,0 +1,32 @@
+"""Registers the toy world with the harness like any plugin: its eleven dataset readers (``DATASETS``), the ``toy``
+suite (``SUITES``) and the ``toy-vit`` backbone builder (``BACKBONES``). The registries import this module."""
+
+from bench.datasets.toy import data
+from bench.datasets.toy.data import TOY_SUITE, default_root, ensure_toy_data
+from bench.datasets.toy.pretrain import ARCH, build_backbone, register_config
+from bench.registry import BACKBONES, SUITES
+
+register_config()
+BACKBONES.register_module(name=ARCH, module=build_backbone)
+
+
+@SUITES.register_module(name="toy")
+def toy_suite():  # -> bench.sweep.suites.Suite (imported here: the sweep layer imports the datasets package)
+    """The offline world: seven B2N datasets, toy_imagenet as the source, four shifted copies, the toy CLIP."""
+    from bench.sweep.suites import Suite
+
+    t = TOY_SUITE
+    return Suite(
+        name="toy",
+        datasets=tuple(t["base2novel"]),
+        source=t["source"],
+        cross_dataset=tuple(t["cross_dataset"]),
+        domain_generalization=tuple(t["domain_generalization"]),
+        backbone=t["backbone"],
+        pretrained=t["pretrained"],
+        overrides=t["overrides"],
+        roles=t["roles"],
+        default_root=default_root,
+        prepare=ensure_toy_data,
+        data_version=data.DATA_VERSION,
+    )
