@@ -111,4 +111,4 @@ def _plain(df: pd.DataFrame, fmt: str) -> str:
         return df.style.format(escape="latex").format_index(escape="latex", axis=1).hide(axis="index").to_latex(
             hrules=True)  # fmt: skip
     df = df.astype(object).where(df.notna(), None)
-    return df.to_markdown(index=False, tablefmt="pipe" if fmt == "markdown" else "simple", missingval="")
+    return df.to_markdown(index=False, tablefmt="pipe" if fmt == "markdown" else "simple", missingval="", floatfmt=".2f")

@@ -218,7 +218,7 @@ class Table:
 CELL_COLUMNS = ["suite", "protocol", "backbone", "label", "method", "dataset", "shots", "metric", "mean", "std", "n"]
 
 
-def _per_seed(records: pd.DataFrame, protocol: str) -> pd.DataFrame:
+def per_seed(records: pd.DataFrame, protocol: str) -> pd.DataFrame:
     """One value per label × dataset × shots × seed × metric (B2N: Base, Novel and the per-seed HM; else Acc)."""
     df = records[records["protocol"] == protocol].copy()
     df["backbone"] = df["backbone"] + "/" + df["pretrained"]
@@ -255,24 +255,24 @@ def _averages(seeds: pd.DataFrame, cells: pd.DataFrame, included: dict[tuple, li
         # the per-seed average uses the seeds every included dataset has, so each seed averages the same datasets
         have = g.dropna(subset="value").groupby(["seed", "metric"])["dataset"].nunique()
         common = have[have == len(datasets)].reset_index()
-        per_seed = g.merge(common[["seed", "metric"]]).groupby(["metric", "seed"])["value"].mean().unstack("metric")
+        by_seed = g.merge(common[["seed", "metric"]]).groupby(["metric", "seed"])["value"].mean().unstack("metric")
         mine = (cells[group] == pd.Series(key, index=group)).all(axis=1) & cells["dataset"].isin(datasets)
         mean = cells[mine].groupby("metric")["mean"].mean()
         base = dict(zip(group, key, strict=True))
         if "HM" in mean:
             avg_b, avg_n = mean["Base"], mean["Novel"]
-            seed_hm = hm(per_seed["Base"], per_seed["Novel"])
-            rows.append({**base, "dataset": AVERAGE, "metric": "Base", "mean": avg_b, "std": per_seed["Base"].std(),
-                         "n": per_seed["Base"].count()})  # fmt: skip
+            seed_hm = hm(by_seed["Base"], by_seed["Novel"])
+            rows.append({**base, "dataset": AVERAGE, "metric": "Base", "mean": avg_b, "std": by_seed["Base"].std(),
+                         "n": by_seed["Base"].count()})  # fmt: skip
             rows.append({**base, "dataset": AVERAGE, "metric": "Novel", "mean": avg_n,
-                         "std": per_seed["Novel"].std(), "n": per_seed["Novel"].count()})  # fmt: skip
+                         "std": by_seed["Novel"].std(), "n": by_seed["Novel"].count()})  # fmt: skip
             rows.append({**base, "dataset": AVERAGE, "metric": "HM", "mean": hm(avg_b, avg_n), "std": seed_hm.std(),
                          "n": seed_hm.count()})  # fmt: skip
-            rows.append({**base, "dataset": MEAN_HM, "metric": "HM", "mean": mean["HM"], "std": per_seed["HM"].std(),
-                         "n": per_seed["HM"].count()})  # fmt: skip
+            rows.append({**base, "dataset": MEAN_HM, "metric": "HM", "mean": mean["HM"], "std": by_seed["HM"].std(),
+                         "n": by_seed["HM"].count()})  # fmt: skip
         else:
             rows.append({**base, "dataset": AVERAGE, "metric": "Acc", "mean": mean["Acc"],
-                         "std": per_seed["Acc"].std(), "n": per_seed["Acc"].count()})  # fmt: skip
+                         "std": by_seed["Acc"].std(), "n": by_seed["Acc"].count()})  # fmt: skip
     return pd.DataFrame(rows, columns=CELL_COLUMNS)
 
 
@@ -282,7 +282,7 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
     if df.empty:
         return None
     suite = str(df["suite"].iloc[0])
-    seeds = _per_seed(df, protocol)
+    seeds = per_seed(df, protocol)
     cells = _cells(seeds)
     order = dataset_order(suite, protocol)
     source = [df["train_dataset"].iloc[0]] if protocol in ("cross_dataset", "domain_generalization") else []
