@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.report.tables import DATASET_NAMES, METRICS, Table, ci95, label_order
 
-SUPERSCRIPT = str.maketrans("0123456789,", "⁰¹²³⁴⁵⁶⁷⁸⁹˒")
+SUPERSCRIPT = str.maketrans("0123456789,", "⁰¹²³⁴⁵⁶⁷⁸⁹,")
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "·": r"$\cdot$",
                  "Δ": r"$\Delta$", "−": r"$-$", "≥": r"$\geq$"}  # fmt: skip
