@@ -216,8 +216,10 @@ def test_long_layout_and_ci():
     lines = [[c.strip() for c in ln.split("|")[1:-1]] for ln in render(t, "markdown", layout="long").splitlines()
              if ln.startswith("|")]  # fmt: skip
     assert lines[0] == ["dataset", "method", "Base", "Novel", "HM"]
-    assert lines[-2:] == [["DTD", "coop", "70.00", "60.00", "64.62"],  # one seed: no ±
-                          ["DTD", "m", "85.00 ± 5.00", "65.00 ± 5.00", "73.67 ± 5.09"]]  # coop first: papers' order
+    assert lines[-2:] == [
+        ["DTD", "coop", "70.00", "60.00", "64.62"],  # one seed: no ±
+        ["DTD", "m", "85.00 ± 5.00", "65.00 ± 5.00", "73.67 ± 5.09"],
+    ]  # coop first: papers' order
     half = 4.302653 * 5 / math.sqrt(3)
     assert f"85.00 ± {half:.2f}" in render(t, "table", interval="ci")
 
