@@ -116,7 +116,7 @@ def test_an_average_over_fewer_datasets_than_the_suite_is_marked_with_what_it_co
     t = report.build_table(frame(rows), "base2novel")
     assert cell(t, "coop", "Average", "HM")["marks"] == "1"
     assert cell(t, "zeroshot", "Average", "HM")["marks"] == ""
-    assert t.notes[0].startswith("1 coop: Average over 2 of 11 datasets (without imagenet, caltech101")
+    assert t.notes[0][0] == "1" and t.notes[0][1].startswith("coop: Average over 2 of 11 datasets (without imagenet, ")
     text = render(t, "table")
     assert "¹" in text and "Average over 2 of 11 datasets" in text
 
@@ -129,7 +129,7 @@ def test_a_dataset_with_planned_runs_missing_is_left_out_of_the_average_and_mark
     assert set(zip(missing["dataset"], missing["seed"], strict=True)) == {("eurosat", 2)}
     t = report.build_table(recs, "base2novel", missing)
     assert cell(t, "m", "Average", "Base")["mean"] == 80  # dtd only
-    assert cell(t, "m", "eurosat", "HM")["marks"] != "" and any("planned runs missing" in n for n in t.notes)
+    assert cell(t, "m", "eurosat", "HM")["marks"] != "" and any("planned runs missing" in n for _, n in t.notes)
 
 
 def _record(tmp: Path, seed: int, options: dict, config: dict, name: str) -> None:
@@ -170,7 +170,7 @@ def test_paper_adds_published_rows_and_deltas_on_every_protocol():
     assert cell(t, "Δ coop", "dtd", "HM")["mean"] == pytest.approx(report.hm(80, 60) - coop_dtd["all"])
     # our Average covers 1 of 11 datasets: the paper's Average is shown, but no delta against it
     assert not ((t.cells["label"] == "Δ coop") & (t.cells["dataset"] == "Average")).any()
-    assert "RMAdapter AAAI 2026 Table 1" in t.notes[-1]
+    assert "RMAdapter AAAI 2026 Table 1" in t.notes[-1][1]
     dg = [{"method": "mma", "protocol": "domain_generalization", "dataset": d, "subset": "all", "seed": 1,
            "accuracy": 60.0, "train_dataset": "imagenet"} for d in ("imagenet", "imagenet_a")]  # fmt: skip
     t = report.add_published(report.build_table(frame(dg), "domain_generalization"))
@@ -180,7 +180,7 @@ def test_paper_adds_published_rows_and_deltas_on_every_protocol():
 
 def test_paper_numbers_are_never_set_beside_another_suite_or_backbone():
     t = report.add_published(report.build_table(frame(b2n("coop", "toy_shapes", {1: (80, 60)}), "toy"), "base2novel"))
-    assert set(t.cells["label"]) == {"coop"} and "real suite" in t.notes[-1]
+    assert set(t.cells["label"]) == {"coop"} and "real suite" in t.notes[-1][1]
 
 
 # -- rendering ------------------------------------------------------------------------------------------------------

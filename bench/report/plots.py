@@ -45,9 +45,9 @@ def _bars(ax: plt.Axes, cells: pd.DataFrame, metric: str) -> None:
     ax.grid(axis="y", alpha=0.3)
 
 
-def _title(table: Table) -> str:
-    """The table's title without its parenthesis: what, suite, backbone, seeds; and what the error bars are."""
-    return re.sub(r" \(.*?\)", "", table.title) + " · error bars: ± std over seeds"
+def _title(table: Table, what: str = "error bars") -> str:
+    """The table's title without its parenthesis (what, suite, backbone, seeds), and what the error bars are."""
+    return re.sub(r" \(.*?\)", "", table.title) + f" · {what}: ± std over seeds"
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -104,9 +104,10 @@ def plot_few_shot(table: Table, path: Path) -> Path:
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(datasets) :]:
         ax.axis("off")
-    axes.flat[0].legend(loc="upper left", bbox_to_anchor=(0.0, 1.35 + 0.1 * len(labels)), ncols=2, fontsize=8)
-    fig.suptitle(_title(table), fontsize=10, y=1.02 + 0.04 * len(labels))
+    fig.suptitle(_title(table, "bands"), fontsize=10)
     fig.tight_layout()
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), title="method")
     return _save(fig, path)
 
 

@@ -73,8 +73,7 @@ def render(
     frame = arrange(table, layout, interval)
     frame.columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns]
     text = frame.reset_index().to_markdown(index=False, tablefmt="pipe" if fmt == "markdown" else "simple")
-    notes = [n.split(" ", 1)[0].translate(SUPERSCRIPT) + " " + n.split(" ", 1)[1] if n[:1].isdigit() else n
-             for n in table.notes]  # fmt: skip
+    notes = [f"{mark.translate(SUPERSCRIPT)} {text}" if mark else text for mark, text in table.notes]
     head = f"{table.title}\n\n" if caption else ""
     return head + text + "".join(f"\n{'' if fmt != 'markdown' else chr(10)}{n}" for n in notes)
 
@@ -82,7 +81,7 @@ def render(
 def tidy(table: Table) -> pd.DataFrame:
     """One row per cell: the numbers (mean, std, n, 95 % CI half-width) and the text of its footnotes."""
     cells = table.cells.assign(ci95=ci95(table.cells["std"], table.cells["n"]))
-    notes = {n.split(" ", 1)[0]: n.split(" ", 1)[1] for n in table.notes if n[:1].isdigit()}
+    notes = dict(table.notes)
     cells["notes"] = cells["marks"].map(lambda m: "; ".join(notes[k] for k in m.split(",")) if m else "")
     return cells.drop(columns=["marks"])
 
@@ -98,8 +97,7 @@ def to_latex(table: Table, layout: str = "paper", interval: str = "std") -> str:
     )  # fmt: skip
     body = body.replace("Δ", r"$\Delta$")
     if table.notes:
-        notes = [rf"\textsuperscript{{{n.split(' ', 1)[0]}}} {latex_escape(n.split(' ', 1)[1])}" if n[:1].isdigit()
-                 else latex_escape(n) for n in table.notes]  # fmt: skip
+        notes = [rf"\textsuperscript{{{mark}}} " * bool(mark) + latex_escape(text) for mark, text in table.notes]
         body = body.replace("\\end{table}", "\\par\\footnotesize\n" + " \\\\\n".join(notes) + "\n\\end{table}")
     return "% requires \\usepackage{booktabs}\n" + body
 
@@ -111,4 +109,6 @@ def _plain(df: pd.DataFrame, fmt: str) -> str:
         return df.style.format(escape="latex").format_index(escape="latex", axis=1).hide(axis="index").to_latex(
             hrules=True)  # fmt: skip
     df = df.astype(object).where(df.notna(), None)
-    return df.to_markdown(index=False, tablefmt="pipe" if fmt == "markdown" else "simple", missingval="", floatfmt=".2f")
+    return df.to_markdown(
+        index=False, tablefmt="pipe" if fmt == "markdown" else "simple", missingval="", floatfmt=".2f"
+    )

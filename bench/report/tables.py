@@ -94,6 +94,9 @@ def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+_NONE = object()  # a key the defaults do not have (an option of a newer or plugin config)
+
+
 @cache
 def _default_config(method: str, protocol: str, dataset: str, suite: str) -> dict[str, Any] | None:
     """The flattened config a run gets with no ``--cfg-options`` (as JSON would store it); None if the method or
@@ -114,8 +117,7 @@ def variant(record: Record) -> str:
         options = record.options or {}
     else:
         skip = {".".join(k) for k in NON_RESULT_KEYS}
-        options = {k: v for k, v in _flat(record.config).items() if k not in skip and k in default and default[k] != v}
-        options |= {k: v for k, v in _flat(record.config).items() if k not in default and k not in skip}
+        options = {k: v for k, v in _flat(record.config).items() if k not in skip and default.get(k, _NONE) != v}
     return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
@@ -197,16 +199,16 @@ class Table:
     cells: pd.DataFrame
     rows: list[str]
     columns: list[str]
-    notes: list[str] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (mark, text); mark "" for the whole table
 
     def add_note(self, text: str, where: pd.Series | None = None) -> str:
         """Add a footnote; cells where the boolean Series ``where`` (aligned with ``cells``) is True get its number.
-        Returns the mark. Without ``where`` the note is about the whole table (no mark)."""
+        Returns the mark. Without ``where`` (or where it selects nothing) the note is about the whole table."""
         if where is None or not where.any():
-            self.notes.append(text)
+            self.notes.append(("", text))
             return ""
-        mark = str(1 + sum(n[:1].isdigit() for n in self.notes))
-        self.notes.append(f"{mark} {text}")
+        mark = str(1 + sum(bool(m) for m, _ in self.notes))
+        self.notes.append((mark, text))
         self.cells.loc[where, "marks"] = self.cells.loc[where, "marks"].map(lambda m: f"{m},{mark}" if m else mark)
         return mark
 
@@ -392,10 +394,13 @@ def add_published(table: Table) -> Table:
     only when ours covers every dataset the paper averages."""
     pub = published(table.name)
     cells = table.cells
-    if table.suite != "real" or pub.empty:
-        table.add_note(f"no published numbers shown: they are for the real suite on {PAPER_BACKBONE}")
+    if pub.empty:
+        table.add_note(f"no published {table.name} numbers ship in published.csv")
         return table
-    ours = cells[(cells["backbone"] == PAPER_BACKBONE) & (cells["label"] == cells["method"])]
+    if table.suite != "real":
+        table.add_note(f"no published numbers shown: they are for the real suite on {PAPER_BACKBONE}, 16 shots")
+        return table
+    ours = cells[(cells["backbone"] == PAPER_BACKBONE) & (cells["label"] == cells["method"]) & (cells["shots"] == 16)]
     pub = pub.assign(dataset=pub["dataset"].replace({"average": AVERAGE}),
                      metric=pub["metric"].map({"hm": "HM", "accuracy": "Acc"}))  # fmt: skip
     if table.name == "base2novel":
@@ -412,7 +417,10 @@ def add_published(table: Table) -> Table:
     table.cells = pd.concat([cells, paper, delta[cells.columns]], ignore_index=True)
     table.cells = _sorted(table.cells, list(dict.fromkeys(cells["dataset"])))
     sources = "; ".join(sorted(pub["source"].unique()))
-    table.add_note(f"(paper): as published in {sources}; Δ = ours − paper (blank where ours is not comparable)")
+    table.add_note(
+        f"(paper): as published in {sources}; Δ = ours − paper, where ours is like for like (the default "
+        f"config on {PAPER_BACKBONE}, 16 shots; an Average over every dataset)"
+    )
     return table
 
 
