@@ -144,6 +144,18 @@ def _record(tmp: Path, seed: int, options: dict, config: dict, name: str) -> Non
     path.write_text(json.dumps(rec.to_dict()))
 
 
+def test_two_backbones_or_shot_counts_are_two_rows_never_one():
+    rows = b2n("coop", "dtd", {1: (80, 60)}) + [
+        {**r, "backbone": "ViT-L-14", "accuracy": r["accuracy"] - 10} for r in b2n("coop", "dtd", {1: (80, 60)})
+    ]
+    t = report.build_table(frame(rows), "base2novel")
+    assert cell(t, "coop · ViT-L-14/openai", "dtd", "Base")["mean"] == 70
+    assert cell(t, "coop · ViT-B-16/openai", "dtd", "Base")["mean"] == 80
+    four = [{**r, "shots": 4} for r in b2n("coop", "dtd", {1: (50, 40)})]
+    t = report.build_table(frame(b2n("coop", "dtd", {1: (80, 60)}) + four), "base2novel")
+    assert cell(t, "coop · 4 shots", "dtd", "Novel")["mean"] == 40
+
+
 def test_variant_labels_come_from_the_resolved_config_not_from_what_was_typed(tmp_path):
     from bench.sweep.plan import resolve_config
     from bench.sweep.suites import get_suite

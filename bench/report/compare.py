@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.errors import ConfigError
-from bench.report.tables import per_seed
+from bench.report.tables import dataset_order, per_seed
 
 ALPHA = 0.05
 
@@ -42,7 +42,8 @@ class Comparison:
         keys = ["dataset", "shots"] if self.protocol == "few_shot" else ["dataset"]
         g = self.pairs.groupby(keys, sort=False)
         out = g.agg(a=("a", "mean"), b=("b", "mean"), diff=("diff", "mean"), std=("diff", "std"), n=("diff", "count"))
-        return out.reset_index().rename(columns={"a": self.a, "b": self.b, "diff": "A − B", "std": "std of A − B"})
+        names = {"a": f"{self.a} (mean of seed {self.metric})", "b": f"{self.b} (mean of seed {self.metric})"}
+        return out.reset_index().rename(columns={**names, "diff": "A − B", "std": "std of A − B"})
 
     def verdict(self) -> str:
         """One line: the mean difference, on how many datasets A is ahead, the test and what it means."""
@@ -79,10 +80,19 @@ def compare(records: pd.DataFrame, a: str, b: str) -> list[Comparison]:
         if pairs.empty:
             continue
         pairs = pairs.rename(columns={"value_a": "a", "value_b": "b"}).assign(diff=lambda d: d["a"] - d["b"])
+        order = dataset_order(str(records["suite"].iloc[0]), protocol)
+        pairs = pairs.sort_values(
+            ["dataset", "shots", "seed"], key=lambda c: _rank(c, order) if c.name == "dataset" else c
+        )
         out.append(Comparison(a, b, protocol, metric, pairs, paired_p(pairs["diff"])))
     if not out:
         raise ConfigError(f"--compare {a} {b}: no dataset × seed that both have; run them on the same seeds")
     return out
+
+
+def _rank(datasets: pd.Series, order: list[str]) -> pd.Series:
+    """Position in the suite's order (unknown datasets last, alphabetically)."""
+    return datasets.map(lambda d: f"{order.index(d):04d}" if d in order else f"9999{d}")
 
 
 def paired_p(diff: pd.Series) -> float:

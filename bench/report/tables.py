@@ -284,6 +284,7 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
     if df.empty:
         return None
     suite = str(df["suite"].iloc[0])
+    df = _distinct(df, protocol)
     seeds = per_seed(df, protocol)
     cells = _cells(seeds)
     order = dataset_order(suite, protocol)
@@ -330,6 +331,18 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
         where = (cells["label"] == label) & (cells["dataset"] == dataset)
         table.add_note(f"{label} on {dataset}: planned runs missing (left out of the Average)", where)
     return table
+
+
+def _distinct(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """Labels that keep apart what the layout would merge: the backbone when a table has several, the shots when a
+    protocol other than few-shot was run at several."""
+    df = df.copy()
+    backbone = df["backbone"] + "/" + df["pretrained"]
+    if backbone.nunique() > 1:
+        df["label"] += " · " + backbone
+    if protocol != "few_shot" and df["shots"].nunique() > 1:
+        df["label"] += " · " + df["shots"].astype(str) + " shots"
+    return df
 
 
 TITLES = {
