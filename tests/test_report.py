@@ -190,6 +190,17 @@ def test_paper_adds_published_rows_and_deltas_on_every_protocol():
     assert cell(t, "Δ mma", "imagenet_a", "Acc")["mean"] == pytest.approx(60 - 51.12)
 
 
+def test_an_average_over_all_eleven_datasets_gets_its_delta():
+    rows = [r for d in REAL_B2N for r in b2n("zeroshot", d, {1: (70, 80), 2: (72, 80)})]
+    t = report.add_published(report.build_table(frame(rows), "base2novel"))
+    # RMAdapter Table 1, CLIP: 69.34 / 74.22 / 71.70
+    assert cell(t, "Δ zeroshot", "Average", "Base")["mean"] == pytest.approx(71 - 69.34)
+    assert cell(t, "Δ zeroshot", "Average", "HM")["mean"] == pytest.approx(report.hm(71, 80) - 71.70)
+    assert cell(t, "zeroshot", "Average", "HM")["std"] == pytest.approx(
+        pd.Series([report.hm(70, 80), report.hm(72, 80)]).std()
+    )
+
+
 def test_paper_numbers_are_never_set_beside_another_suite_or_backbone():
     t = report.add_published(report.build_table(frame(b2n("coop", "toy_shapes", {1: (80, 60)}), "toy"), "base2novel"))
     assert set(t.cells["label"]) == {"coop"} and "real suite" in t.notes[-1][1]

@@ -17,12 +17,24 @@ from bench.report.tables import DATASET_NAMES, METRICS, Table, ci95, label_order
 SUPERSCRIPT = str.maketrans("0123456789,", "⁰¹²³⁴⁵⁶⁷⁸⁹,")
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "·": r"$\cdot$",
-                 "Δ": r"$\Delta$", "−": r"$-$", "≥": r"$\geq$"}  # fmt: skip
+                 "Δ": r"$\Delta$", "−": r"$-$", "≥": r"$\geq$", "√": r"$\surd$"}  # fmt: skip
 
 
 def latex_escape(text: str) -> str:
     """``text`` safe in LaTeX (``toy_colors`` → ``toy\\_colors``; ± and Δ as math)."""
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+INTERVALS = {
+    "std": "± = standard deviation over seeds of the per-seed value (HM: of the per-seed HM; Average: of the per-seed "
+    "average)",
+    "ci": "± = half-width of the 95 % t-interval over seeds, t(0.975, n−1)·std/√n",
+}
+
+
+def _notes(table: Table, interval: str) -> list[tuple[str, str]]:
+    """The table's notes after the line that says what ± is."""
+    return [("", INTERVALS[interval]), *table.notes]
 
 
 def _cell(row: pd.Series, interval: str, latex: bool) -> str:
@@ -73,7 +85,7 @@ def render(
     frame = arrange(table, layout, interval)
     frame.columns = [" ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns]
     text = frame.reset_index().to_markdown(index=False, tablefmt="pipe" if fmt == "markdown" else "simple")
-    notes = [f"{mark.translate(SUPERSCRIPT)} {text}" if mark else text for mark, text in table.notes]
+    notes = [f"{mark.translate(SUPERSCRIPT)} {text}" if mark else text for mark, text in _notes(table, interval)]
     head = f"{table.title}\n\n" if caption else ""
     return head + text + "".join(f"\n{'' if fmt != 'markdown' else chr(10)}{n}" for n in notes)
 
@@ -96,9 +108,10 @@ def to_latex(table: Table, layout: str = "paper", interval: str = "std") -> str:
         multicol_align="c", environment="table",
     )  # fmt: skip
     body = body.replace("Δ", r"$\Delta$")
-    if table.notes:
-        notes = [rf"\textsuperscript{{{mark}}} " * bool(mark) + latex_escape(text) for mark, text in table.notes]
-        body = body.replace("\\end{table}", "\\par\\footnotesize\n" + " \\\\\n".join(notes) + "\n\\end{table}")
+    notes = [
+        rf"\textsuperscript{{{mark}}} " * bool(mark) + latex_escape(text) for mark, text in _notes(table, interval)
+    ]
+    body = body.replace("\\end{table}", "\\par\\footnotesize\n" + " \\\\\n".join(notes) + "\n\\end{table}")
     return "% requires \\usepackage{booktabs}\n" + body
 
 

@@ -346,7 +346,8 @@ def _distinct(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
 
 
 TITLES = {
-    "base2novel": "Base-to-novel generalisation (Base, Novel: mean ± std over seeds; HM of the means)",
+    "base2novel": "Base-to-novel generalisation (Base, Novel: means over seeds; HM of the means; Average: HM of the "
+    "averaged Base and Novel)",
     "cross_dataset": "Cross-dataset transfer (accuracy; Average = mean of the targets)",
     "domain_generalization": "Domain generalisation (accuracy; Average = mean of the targets)",
     "few_shot": "Few-shot accuracy",
