@@ -105,7 +105,7 @@ def to_latex(table: Table, layout: str = "paper", interval: str = "std") -> str:
     styler = frame.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
     body = styler.to_latex(
         hrules=True, caption=latex_escape(table.title), label=f"tab:{table.name}", position_float="centering",
-        multicol_align="c", environment="table",
+        multicol_align="c", multirow_align="naive", environment="table",
     )  # fmt: skip
     body = body.replace("Δ", r"$\Delta$")
     notes = [

@@ -258,6 +258,7 @@ def _averages(seeds: pd.DataFrame, cells: pd.DataFrame, included: dict[tuple, li
         have = g.dropna(subset="value").groupby(["seed", "metric"])["dataset"].nunique()
         common = have[have == len(datasets)].reset_index()
         by_seed = g.merge(common[["seed", "metric"]]).groupby(["metric", "seed"])["value"].mean().unstack("metric")
+        by_seed = by_seed.reindex(columns=METRICS)  # no common seed: no std (n = 0)
         mine = (cells[group] == pd.Series(key, index=group)).all(axis=1) & cells["dataset"].isin(datasets)
         mean = cells[mine].groupby("metric")["mean"].mean()
         base = dict(zip(group, key, strict=True))
@@ -310,10 +311,7 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
     cells = pd.concat([averages, cells], ignore_index=True)
     cells["n"] = cells["n"].astype(int)
     cells["marks"] = ""
-    full_order = ([AVERAGE, MEAN_HM] if protocol == "base2novel" else []) + order
-    if protocol != "base2novel":
-        full_order = order + [AVERAGE]
-    cells = _sorted(cells, full_order)
+    cells = _sorted(cells, [AVERAGE, MEAN_HM, *order] if protocol == "base2novel" else [*order, AVERAGE])
     layout = {
         "base2novel": (["dataset"], ["label", "metric"]),
         "cross_dataset": (["label"], ["dataset"]),
