@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -220,6 +222,24 @@ def test_latex_has_booktabs_a_caption_escaped_names_and_the_notes():
     assert "81.00 $\\pm$ 1.41\\textsuperscript{2}" in tex  # note 1 is the Average's coverage
     assert "\\textsuperscript{2} fp32 instead of the official amp" in tex
     assert "\\multicolumn{3}{c}{clip\\_adapter}" in tex  # the paper layout: Base/Novel/HM under each method
+
+
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None, reason="needs pdflatex (apt-get install texlive-latex-recommended)"
+)
+def test_latex_compiles_with_booktabs_alone(tmp_path):
+    rows = [r for d in ("dtd", "eurosat") for r in b2n("clip_adapter", d, {1: (80, 60), 2: (82, 61)})]
+    rows += b2n("coop", "dtd", {1: (70, 60)})
+    t = report.add_published(report.build_table(frame(rows), "base2novel"))
+    t.add_note("100% & _odd_ #chars {x} ~ ^ √", t.cells["label"] == "coop")
+    tables = "\n".join(render(t, "latex", layout=layout) for layout in ("paper", "long"))
+    (tmp_path / "t.tex").write_text(
+        "\\documentclass{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{booktabs}\n\\begin{document}\n"
+        f"{tables}\n\\end{{document}}\n"
+    )
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:]
 
 
 def test_a_note_marks_its_cells_in_every_format():

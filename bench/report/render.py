@@ -106,6 +106,7 @@ def to_latex(table: Table, layout: str = "paper", interval: str = "std") -> str:
     body = styler.to_latex(
         hrules=True, caption=latex_escape(table.title), label=f"tab:{table.name}", position_float="centering",
         multicol_align="c", multirow_align="naive", environment="table",
+        column_format="l" * frame.index.nlevels + "r" * len(frame.columns),
     )  # fmt: skip
     body = body.replace("Δ", r"$\Delta$")
     notes = [
