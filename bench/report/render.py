@@ -25,16 +25,14 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-INTERVALS = {
-    "std": "± = standard deviation over seeds of the per-seed value (HM: of the per-seed HM; Average: of the per-seed "
-    "average)",
-    "ci": "± = half-width of the 95 % t-interval over seeds, t(0.975, n−1)·std/√n",
-}
-
-
 def _notes(table: Table, interval: str) -> list[tuple[str, str]]:
     """The table's notes after the line that says what ± is."""
-    return [("", INTERVALS[interval]), *table.notes]
+    if interval == "ci":
+        legend = "± = half-width of the 95 % t-interval over seeds, t(0.975, n−1)·std/√n"
+    else:
+        hm_rule = "HM: of the per-seed HM; " if "HM" in set(table.cells["metric"]) else ""
+        legend = f"± = standard deviation over seeds of the per-seed value ({hm_rule}Average: of the per-seed average)"
+    return [("", legend), *table.notes]
 
 
 def _cell(row: pd.Series, interval: str, latex: bool) -> str:
