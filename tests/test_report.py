@@ -347,11 +347,28 @@ def test_report_command_filters_compares_and_writes_one_file_per_table(results, 
     assert one.exit_code == 0 and set(pd.read_csv(pd.io.common.StringIO(one.output))["label"]) == {"coop"}
     only = bench("--results", results, "--datasets", "dtd", "--protocol", "base2novel")
     assert "DTD" in only.output and "EuroSAT" not in only.output
+    dg = bench("--results", results, "--datasets", "imagenet_sketch", "--protocol", "domain_generalization")
+    assert "ImageNet " in dg.output and "ImageNet-Sketch" in dg.output  # the source stays beside its targets
     out = tmp_path / "out"
     assert bench("--results", results, "--out", out).exit_code == 0
     assert {p.name for p in out.iterdir()} == {f"{n}.{e}" for n in ("base2novel", "domain_generalization")
                                               for e in ("md", "tex", "csv", "png")}  # fmt: skip
     assert (out / "base2novel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bars_start_near_the_data_so_close_methods_stay_apart():
+    import matplotlib.pyplot as plt
+
+    from bench.report.plots import _bars
+
+    rows = b2n("a", "dtd", {1: (56, 56), 2: (57, 57)}) + b2n("b", "dtd", {1: (58, 58), 2: (58.5, 58.5)})
+    t = report.build_table(frame(rows), "base2novel")
+    fig, ax = plt.subplots()
+    _bars(ax, t.cells, "HM")
+    low, high = ax.get_ylim()
+    assert 50 < low < 55.5 and 59 < high < 65 and "not from 0" in ax.get_ylabel()
+    assert [p.get_height() for p in ax.patches] == pytest.approx([56.5] * 3 + [58.25] * 3)  # Average, mean HM, DTD
+    plt.close(fig)
 
 
 def test_few_shot_table_and_curve(tmp_path):
