@@ -350,7 +350,8 @@ def test_report_command_filters_compares_and_writes_one_file_per_table(results, 
     dg = bench("--results", results, "--datasets", "imagenet_sketch", "--protocol", "domain_generalization")
     assert "ImageNet " in dg.output and "ImageNet-Sketch" in dg.output  # the source stays beside its targets
     out = tmp_path / "out"
-    assert bench("--results", results, "--out", out).exit_code == 0
+    files = bench("--results", results, "--out", out, "--format", "csv")
+    assert files.exit_code == 0 and "suite,protocol" not in files.output  # the tables went to files only
     assert {p.name for p in out.iterdir()} == {f"{n}.{e}" for n in ("base2novel", "domain_generalization")
                                               for e in ("md", "tex", "csv", "png")}  # fmt: skip
     assert (out / "base2novel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -194,6 +194,8 @@ def report(
         lists = {"missing": "Missing runs (left out of every average)",
                  "unreadable": "Unreadable records (skipped; `bench run` redoes them)"}  # fmt: skip
         for name, table in tables.items():
+            if format == "csv" and out is not None:
+                continue  # one file per table under --out, never several tables in one stream
             if format == "csv":
                 if not isinstance(table, ReportTable):
                     err_console.print(f"{lists.get(name, name)}: {len(table)} (see --format table)")
