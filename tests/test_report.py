@@ -169,8 +169,11 @@ def test_variant_labels_come_from_the_resolved_config_not_from_what_was_typed(tm
     _record(tmp_path, 2, {}, default, "untyped")
     lr = resolve_config("coop", "base2novel", "toy_shapes", toy, {"train.lr": 0.01})
     _record(tmp_path, 3, {"train.lr": 0.01}, lr, "lr")
-    labels = report.load_records(tmp_path).groupby("label")["seed"].apply(sorted).to_dict()
+    records = report.load_records(tmp_path)
+    labels = records.groupby("label")["seed"].apply(sorted).to_dict()
     assert labels == {"coop": [1, 2], "coop [train.lr=0.01]": [3]}
+    t = report.build_table(records, "base2novel")  # the title lists seeds 1,2,3; a note says who ran which
+    assert "seeds 1,2,3" in t.title and ("", "coop: seeds 1,2 only") in t.notes
 
 
 # -- published numbers ----------------------------------------------------------------------------------------------

@@ -325,6 +325,9 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
         labels = {k[3] for k in keys}
         table.add_note(f"{', '.join(sorted(labels))}: {text}", (cells["dataset"].isin([AVERAGE, MEAN_HM])
                                                                  & cells["label"].isin(labels)))  # fmt: skip
+    for label, seeds_of in df.groupby("label")["seed"].unique().items():
+        if len(seeds_of) < df["seed"].nunique():
+            table.add_note(f"{label}: seeds {','.join(map(str, sorted(seeds_of)))} only")
     for label, dataset in sorted(incomplete):
         where = (cells["label"] == label) & (cells["dataset"] == dataset)
         table.add_note(f"{label} on {dataset}: planned runs missing (left out of the Average)", where)
