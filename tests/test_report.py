@@ -353,10 +353,11 @@ def test_report_command_filters_compares_and_writes_one_file_per_table(results, 
     dg = bench("--results", results, "--datasets", "imagenet_sketch", "--protocol", "domain_generalization")
     assert "ImageNet " in dg.output and "ImageNet-Sketch" in dg.output  # the source stays beside its targets
     out = tmp_path / "out"
-    files = bench("--results", results, "--out", out, "--format", "csv")
+    files = bench("--results", results, "--out", out, "--format", "csv", "--compare", "coop", "zeroshot")
     assert files.exit_code == 0 and "suite,protocol" not in files.output  # the tables went to files only
-    assert {p.name for p in out.iterdir()} == {f"{n}.{e}" for n in ("base2novel", "domain_generalization")
-                                              for e in ("md", "tex", "csv", "png")}  # fmt: skip
+    assert (out / "compare_coop_vs_zeroshot.md").read_text().startswith("coop − zeroshot (base2novel HM): +2.00")
+    tables = {f"{n}.{e}" for n in ("base2novel", "domain_generalization") for e in ("md", "tex", "csv", "png")}
+    assert {p.name for p in out.iterdir()} == tables | {"compare_coop_vs_zeroshot.md"}
     assert (out / "base2novel.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -210,17 +210,19 @@ def report(
                 print(render(table, format, layout, interval))
         if not tables:
             console.print("no records match")
+        comparisons = []
         if compare:
             records = filter_records(load_records(results, suite), None, protocols, names)
-            for c in compare_labels(records, *compare):
+            comparisons = compare_labels(records, *compare)
+            for c in comparisons:
                 target = console if format != "csv" else err_console
                 target.print(f"\n[bold]{escape(c.verdict())}[/]", highlight=False, soft_wrap=True)
                 if format != "csv":
                     console.print(render(c.per_dataset(), "table"), highlight=False, markup=False, soft_wrap=True)
         if out:
-            from bench.report.write import write_report
+            from bench.report.write import write_comparisons, write_report
 
-            paths = write_report(tables, out, layout, interval)
+            paths = write_report(tables, out, layout, interval) + write_comparisons(comparisons, out)
             console.print(f"wrote {len(paths)} files to {out}")
 
 

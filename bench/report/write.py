@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.io import atomic_write_text
+from bench.report.compare import Comparison
 from bench.report.render import render
 from bench.report.tables import Table
 
@@ -26,3 +27,14 @@ def write_report(
         if isinstance(table, Table):
             written.append(plot(table, out))
     return written
+
+
+def write_comparisons(comparisons: list[Comparison], out: Path) -> list[Path]:
+    """``compare_<A>_vs_<B>.md``: each protocol's verdict and its per-dataset differences (nothing if none)."""
+    if not comparisons:
+        return []
+    a, b = comparisons[0].a, comparisons[0].b
+    text = "\n\n".join(f"{c.verdict()}\n\n{render(c.per_dataset(), 'markdown')}" for c in comparisons)
+    path = out / f"compare_{a}_vs_{b}.md".replace(" ", "_").replace("/", "_")
+    atomic_write_text(path, text + "\n")
+    return [path]
