@@ -206,6 +206,18 @@ def test_an_average_over_all_eleven_datasets_gets_its_delta():
     )
 
 
+def test_a_published_caveat_is_a_footnote_and_other_footnotes_keep_the_delta():
+    t = report.build_table(frame(b2n("cocoop", "stanford_cars", {1: (70, 70)})), "base2novel")
+    t.add_note("run in fp32", t.cells["label"] == "cocoop")  # a footnote about the run, not its coverage
+    t = report.add_published(t)
+    assert cell(t, "Δ cocoop", "stanford_cars", "HM")["mean"] == pytest.approx(70 - 72.01)
+    mark = cell(t, "cocoop (paper)", "stanford_cars", "HM")["marks"]
+    assert (mark, "cocoop (paper), stanford_cars HM: as published; printed HM differs from HM(base,novel)=71.86") in (
+        t.notes
+    )
+    assert cell(t, "cocoop (paper)", "stanford_cars", "Base")["marks"] == ""
+
+
 def test_paper_numbers_are_never_set_beside_another_suite_or_backbone():
     t = report.add_published(report.build_table(frame(b2n("coop", "toy_shapes", {1: (80, 60)}), "toy"), "base2novel"))
     assert set(t.cells["label"]) == {"coop"} and "real suite" in t.notes[-1][1]

@@ -218,6 +218,8 @@ class Table:
 
 
 CELL_COLUMNS = ["suite", "protocol", "backbone", "label", "method", "dataset", "shots", "metric", "mean", "std", "n"]
+# build_table adds ``marks`` (footnote numbers, "1,3") and ``complete`` (False: an Average over fewer datasets than the
+# suite's, or a dataset with planned runs missing; never set beside a paper's number)
 
 
 def per_seed(records: pd.DataFrame, protocol: str) -> pd.DataFrame:
@@ -311,6 +313,10 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
     cells = pd.concat([averages, cells], ignore_index=True)
     cells["n"] = cells["n"].astype(int)
     cells["marks"] = ""
+    # like for like with a paper's cell: every planned run there, and an Average over every dataset of the suite
+    short = {k[3] for keys in notes.values() for k in keys}
+    partial = cells["dataset"].isin([AVERAGE, MEAN_HM]) & cells["label"].isin(short)
+    cells["complete"] = ~partial & ~pd.Series(list(zip(cells["label"], cells["dataset"], strict=True))).isin(incomplete)
     cells = _sorted(cells, [AVERAGE, MEAN_HM, *order] if protocol == "base2novel" else [*order, AVERAGE])
     layout = {
         "base2novel": (["dataset"], ["label", "metric"]),
@@ -424,13 +430,17 @@ def add_published(table: Table) -> Table:
     if pub.empty:
         return table
     paper = pub.assign(suite="real", protocol=table.name, backbone=PAPER_BACKBONE, label=pub["method"] + " (paper)",
-                       shots=16, mean=pub["value"], std=np.nan, n=0, marks="")[cells.columns]  # fmt: skip
-    marked = ours[ours["marks"] == ""]  # a footnoted Average (fewer datasets) gets no delta
-    delta = marked.merge(paper[["method", "dataset", "metric", "mean"]], on=["method", "dataset", "metric"],
+                       shots=16, mean=pub["value"], std=np.nan, n=0, marks="", complete=True)  # fmt: skip
+    delta = ours[ours["complete"]].merge(paper[["method", "dataset", "metric", "mean"]], on=["method", "dataset", "metric"],
                          suffixes=("", "_paper"))  # fmt: skip
     delta = delta.assign(label="Δ " + delta["method"], mean=delta["mean"] - delta["mean_paper"], std=np.nan, n=0)
-    table.cells = pd.concat([cells, paper, delta[cells.columns]], ignore_index=True)
+    table.cells = pd.concat([cells, paper[cells.columns], delta[cells.columns]], ignore_index=True)
     table.cells = _sorted(table.cells, list(dict.fromkeys(cells["dataset"])))
+    for row in paper[paper["note"].notna()].itertuples():  # the transcription's caveats (an inconsistent average)
+        where = (table.cells["label"] == row.label) & (table.cells["dataset"] == row.dataset)
+        table.add_note(
+            f"{row.label}, {row.dataset} {row.metric}: {row.note}", where & (table.cells["metric"] == row.metric)
+        )
     sources = "; ".join(sorted(pub["source"].unique()))
     table.add_note(
         f"(paper): as published in {sources}; Δ = ours − paper, where ours is like for like (the default "
