@@ -375,6 +375,8 @@ def test_report_command_filters_compares_and_writes_one_file_per_table(results, 
 
 def test_bars_start_near_the_data_so_close_methods_stay_apart():
     import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.collections import PathCollection
 
     from bench.report.plots import _bars
 
@@ -385,6 +387,16 @@ def test_bars_start_near_the_data_so_close_methods_stay_apart():
     low, high = ax.get_ylim()
     assert 50 < low < 55.5 and 59 < high < 65 and "not from 0" in ax.get_ylabel()
     assert [p.get_height() for p in ax.patches] == pytest.approx([56.5] * 3 + [58.25] * 3)  # Average, mean HM, DTD
+    plt.close(fig)
+    # --paper: the published number is a marker on its method's bar, in the legend once, inside the y range
+    t = report.add_published(report.build_table(frame(b2n("mma", "dtd", {1: (80, 60)})), "base2novel"))
+    cells = t.cells[~t.cells["label"].str.startswith(("Δ ", "mma (paper)"))]
+    fig, ax = plt.subplots()
+    _bars(ax, cells, "Base", t.cells[t.cells["label"] == "mma (paper)"])
+    assert ax.get_legend_handles_labels()[1] == ["published", "mma"]
+    (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    shown = [(x, y) for x, y in np.ma.filled(dots.get_offsets(), np.nan) if not np.isnan(y)]
+    assert shown == [(1, 83.20)]  # MMA's DTD Base (Table 1) on the DTD bar; none on our one-dataset Average
     plt.close(fig)
 
 

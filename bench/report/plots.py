@@ -18,27 +18,35 @@ import pandas as pd  # noqa: E402
 from bench.report.tables import DATASET_NAMES, MEAN_HM, Table, label_order  # noqa: E402
 
 
-def _ours(table: Table) -> pd.DataFrame:
-    """Our cells only (no published or delta rows), datasets under their papers' names."""
-    c = table.cells
-    c = c[~c["label"].str.endswith(" (paper)") & ~c["label"].str.startswith("Δ ")]
-    return c.assign(dataset=c["dataset"].map(lambda d: DATASET_NAMES.get(d, d)))
+def _ours(table: Table) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Our cells and the published ones (``--paper``; no delta rows), datasets under their papers' names."""
+    c = table.cells[~table.cells["label"].str.startswith("Δ ")]
+    c = c.assign(dataset=c["dataset"].map(lambda d: DATASET_NAMES.get(d, d)))
+    paper = c["label"].str.endswith(" (paper)")
+    return c[~paper], c[paper]
 
 
-def _bars(ax: plt.Axes, cells: pd.DataFrame, metric: str) -> None:
-    """Grouped bars: datasets along x (table order), one bar per label, ± std error bars."""
+def _bars(ax: plt.Axes, cells: pd.DataFrame, metric: str, paper: pd.DataFrame | None = None) -> None:
+    """Grouped bars: datasets along x (table order), one bar per label, ± std error bars; a black diamond on a
+    default-config bar where the paper printed a number."""
     c = cells[cells["metric"] == metric]
     datasets = list(dict.fromkeys(c["dataset"]))
     labels = [lab for lab in label_order(c) if lab in set(c["label"])]
     width = 0.8 / max(len(labels), 1)
     x = np.arange(len(datasets))
+    pub = paper[paper["metric"] == metric] if paper is not None else c.iloc[:0]
     for i, lab in enumerate(labels):
         mine = c[c["label"] == lab].set_index("dataset").reindex(datasets)
-        ax.bar(x + (i - (len(labels) - 1) / 2) * width, mine["mean"], width, yerr=mine["std"].fillna(0),
-               capsize=2, label=lab)  # fmt: skip
+        at = x + (i - (len(labels) - 1) / 2) * width
+        ax.bar(at, mine["mean"], width, yerr=mine["std"].fillna(0), capsize=2, label=lab)
+        theirs = pub[pub["label"] == f"{lab} (paper)"].set_index("dataset").reindex(datasets)["mean"]
+        theirs = theirs.where(mine["complete"].fillna(False).astype(bool))  # not on an Average over fewer datasets
+        if theirs.notna().any():
+            first = "published" not in ax.get_legend_handles_labels()[1]
+            ax.scatter(at, theirs, marker="D", s=18, color="black", zorder=3, label="published" if first else None)
     ax.set_xticks(x, datasets, rotation=30, ha="right")
-    low = (c["mean"] - c["std"].fillna(0)).min()
-    high = (c["mean"] + c["std"].fillna(0)).max()
+    values = pd.concat([c["mean"] - c["std"].fillna(0), c["mean"] + c["std"].fillna(0), pub["mean"]])
+    low, high = values.min(), values.max()
     pad = max(1.0, 0.1 * (high - low))
     ax.set_ylim(max(0.0, low - pad), min(100.0, high + pad))
     ax.set_ylabel(f"{metric} (%){' — axis not from 0' if low - pad > 0 else ''}")
@@ -59,12 +67,12 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 def plot_base2novel(table: Table, path: Path) -> Path:
     """Base, Novel and HM per dataset (the Average first), one panel each, legend outside."""
-    cells = _ours(table)
+    cells, paper = _ours(table)
     cells = cells[cells["dataset"] != MEAN_HM]  # an HM-only row: its bars would leave gaps in Base and Novel
     n = cells["dataset"].nunique()
     fig, axes = plt.subplots(3, 1, figsize=(max(7.0, 0.9 * n + 2), 10), sharex=True)
     for ax, metric in zip(axes, ("Base", "Novel", "HM"), strict=True):
-        _bars(ax, cells, metric)
+        _bars(ax, cells, metric, paper)
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="method")
     fig.suptitle(_title(table), fontsize=10)
     return _save(fig, path)
@@ -72,9 +80,9 @@ def plot_base2novel(table: Table, path: Path) -> Path:
 
 def plot_transfer(table: Table, path: Path) -> Path:
     """Cross-dataset or DG accuracy per target, the source first and the Average last."""
-    cells = _ours(table)
+    cells, paper = _ours(table)
     fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * cells["dataset"].nunique() + 2), 4.5))
-    _bars(ax, cells, "Acc")
+    _bars(ax, cells, "Acc", paper)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="method")
     ax.set_title(_title(table), fontsize=10)
     return _save(fig, path)
@@ -82,7 +90,7 @@ def plot_transfer(table: Table, path: Path) -> Path:
 
 def plot_few_shot(table: Table, path: Path) -> Path:
     """Accuracy against shots (log₂ axis) per dataset and on the Average, ± std shaded."""
-    cells = _ours(table)
+    cells, _ = _ours(table)
     datasets = list(dict.fromkeys(cells["dataset"]))
     cols = min(4, len(datasets))
     rows = -(-len(datasets) // cols)
