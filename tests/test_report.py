@@ -268,6 +268,17 @@ def test_a_note_marks_its_cells_in_every_format():
         "run with train.precision=fp32")  # fmt: skip
 
 
+def test_a_run_note_footnotes_that_runs_cells_and_its_averages():
+    rows = b2n("coop", "dtd", {1: (80, 60)}) + b2n("coop", "eurosat", {1: (80, 60)}) + b2n("mma", "dtd", {1: (80, 60)})
+    recs = frame(rows).assign(run_note="")
+    recs.loc[(recs["method"] == "coop") & (recs["dataset"] == "dtd"), "run_note"] = "fp32, not the official amp"
+    t = report.build_table(recs, "base2novel")
+    (mark,) = [m for m, text in t.notes if text == "fp32, not the official amp"]
+    marked = t.cells[t.cells["marks"].str.split(",").map(lambda ms: mark in ms)]
+    assert set(zip(marked["label"], marked["dataset"], strict=True)) == {
+        ("coop", "dtd"), ("coop", "Average"), ("coop", "Mean of per-dataset HM")}  # fmt: skip
+
+
 def test_long_layout_and_ci():
     rows = b2n("m", "dtd", {1: (80, 60), 2: (90, 70), 3: (85, 65)}) + b2n("coop", "dtd", {1: (70, 60)})
     t = report.build_table(frame(rows), "base2novel")

@@ -337,7 +337,22 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
     for label, dataset in sorted(incomplete):
         where = (cells["label"] == label) & (cells["dataset"] == dataset)
         table.add_note(f"{label} on {dataset}: planned runs missing (left out of the Average)", where)
+    if "run_note" in df:
+        note_runs(table, df)
     return table
+
+
+def note_runs(table: Table, records: pd.DataFrame) -> None:
+    """One footnote per distinct ``run_note`` text of the records (e.g. a departure from the official settings):
+    marked on the cells of the runs that carry it and on their label's Averages. ``records`` are the table's own
+    (after its labels are final)."""
+    runs = records[records["run_note"].fillna("") != ""]
+    cells = table.cells
+    for text, g in runs.groupby("run_note"):
+        pairs = set(zip(g["label"], g["dataset"], strict=True))
+        own = pd.Series([p in pairs for p in zip(cells["label"], cells["dataset"], strict=True)], index=cells.index)
+        averages = cells["label"].isin(g["label"]) & cells["dataset"].isin([AVERAGE, MEAN_HM])
+        table.add_note(str(text), own | averages)
 
 
 def _distinct(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
