@@ -77,13 +77,14 @@ def test_report_prints_the_three_tables(sweep):
     r = bench("report", "--results", results)
     assert r.exit_code == 0, r.output
     for text in ("Base-to-novel", "Average", "Mean of per-dataset HM", "Cross-dataset", "Domain generalisation",
-                 "coop [train.epochs=2] (random init)", "imagenet_sketch"):  # fmt: skip
+                 "coop [train.epochs=2] (random init)", "ImageNet-Sketch", "Average over 2 of 4 datasets"):  # fmt: skip
         assert text in r.output
     md = bench("report", "--results", results, "--format", "markdown")
     assert md.exit_code == 0 and "| dataset" in md.output
     out = results / "report"
     assert bench("report", "--results", results, "--out", out).exit_code == 0
     assert (out / "base2novel.csv").exists() and (out / "cross_dataset.tex").exists()
+    assert (out / "base2novel.png").exists() and (out / "domain_generalization.png").exists()
 
 
 def test_rerun_skips_done_runs_and_resumes_a_deleted_record(sweep):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import pandas as pd
 import pytest
 
 from bench.config import apply_options, config_hash, parse_cfg_options
@@ -160,48 +159,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 # -- report conventions --------------------------------------------------------------------------------------------------
 
 
-def _records(rows):
-    keys = {"config_hash": "h", "suite": "real", "shots": 16, "backbone": "ViT-B-16", "pretrained": "openai"}
-    df = pd.DataFrame([{**keys, "train_dataset": r["dataset"], **r} for r in rows])
-    return report.label_methods(df)
-
-
-def test_hm_table_uses_seed_means_and_hm_of_averages():
-    rows = []
-    for seed, (b, n) in enumerate([(80, 60), (90, 70)], 1):
-        rows += [{"method": "m", "protocol": "base2novel", "dataset": "dtd", "subset": "base", "seed": seed, "accuracy": b},
-                 {"method": "m", "protocol": "base2novel", "dataset": "dtd", "subset": "novel", "seed": seed, "accuracy": n}]  # fmt: skip
-    rows += [{"method": "m", "protocol": "base2novel", "dataset": "eurosat", "subset": s, "seed": seed, "accuracy": a}
-             for seed in (1, 2) for s, a in (("base", 100), ("novel", 40))]  # fmt: skip
-    t = report.base2novel_table(_records(rows)).set_index("dataset")
-    assert t.loc["dtd", "Base"] == 85 and t.loc["dtd", "Novel"] == 65
-    assert t.loc["dtd", "HM"] == pytest.approx(2 * 85 * 65 / 150)  # HM of the seed means, not mean of seed HMs
-    assert t.loc["Average", "Base"] == 92.5 and t.loc["Average", "Novel"] == 52.5
-    assert t.loc["Average", "HM"] == pytest.approx(2 * 92.5 * 52.5 / 145)
-    assert t.loc["Mean of per-dataset HM", "HM"] == pytest.approx((2 * 85 * 65 / 150 + 2 * 100 * 40 / 140) / 2)
-
-
-def test_missing_runs_are_listed_and_left_out_of_averages():
-    rows = [{"method": "m", "protocol": "base2novel", "dataset": d, "subset": s, "seed": 1, "accuracy": 50.0}
-            for d in ("dtd", "eurosat") for s in ("base", "novel")]  # fmt: skip
-    recs = _records(rows)
-    planned = recs[report.KEY].copy()
-    extra = planned[planned["dataset"] == "eurosat"].assign(seed=2)
-    planned = pd.concat([planned, extra])
-    missing = report.missing_runs(recs, planned)
-    assert len(missing) == 2 and set(missing["seed"]) == {2}
-    t = report.base2novel_table(recs, missing).set_index("dataset")
-    assert "Average (1 complete datasets)" in t.index
-    assert not t.loc["eurosat", "complete"]
-
-
-def test_transfer_table_average_is_mean_of_targets():
-    rows = [{"method": "m", "protocol": "cross_dataset", "dataset": d, "subset": "all", "seed": 1, "accuracy": a,
-             "train_dataset": "imagenet"} for d, a in (("imagenet", 70), ("dtd", 40), ("eurosat", 50))]  # fmt: skip
-    df = _records(rows).assign(train_dataset="imagenet")
-    t = report.transfer_table(df, "cross_dataset")
-    assert list(t.columns[1:4]) == ["imagenet", "dtd", "eurosat"]
-    assert t["Average"].iloc[0] == 45
+# (the tables' statistics, order and notes: tests/test_report.py)
 
 
 def test_manifest_roundtrip(tmp_path):

@@ -17,6 +17,7 @@ from bench.cli.common import (
     DataRootOpt,
     PluginOpt,
     console,
+    err_console,
     phases_shown,
     progress_columns,
     rich_reporter,
@@ -166,36 +167,83 @@ def report(
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
     suite: Annotated[str | None, typer.Option(help="Only this suite (real | toy).")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table | markdown | csv | latex")] = "table",
-    out: Annotated[Path | None, typer.Option(help="Also write every table (md, tex, csv) and plots here.")] = None,
+    layout: Annotated[
+        str, typer.Option(help="paper (datasets × method/metric, as the papers print) | long (a row per method)")
+    ] = "paper",
+    ci: Annotated[bool, typer.Option("--ci", help="± the 95 % t-interval half-width instead of the seed std.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Also write each table (.md, .tex, .csv: one file each) and its figure here.")
+    ] = None,
     paper: Annotated[bool, typer.Option(help="Show the published numbers beside ours, with deltas.")] = False,
+    method: Annotated[
+        str | None, typer.Option("--method", "-m", help="Only these methods or labels (comma list).")
+    ] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="Only these protocols (comma list).")] = None,
+    datasets: Annotated[str | None, typer.Option("--datasets", "-d", help="Only these datasets (comma list).")] = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="A B: paired A − B over matching dataset × seed runs, with a Wilcoxon signed-rank test."),
+    ] = None,
 ) -> None:
-    """Harmonic-mean tables from the records, and the list of missing runs."""
-    from bench.report.tables import build_report, render, write_report
+    """Tables from the records (mean ± std over seeds), the missing runs, and optionally a paired comparison."""
+    from bench.report.compare import compare as compare_labels
+    from bench.report.render import render
+    from bench.report.tables import Table as ReportTable
+    from bench.report.tables import build_report, filter_records, load_records
+    from bench.sweep.plan import parse_protocols
 
     with user_errors():
         if format not in ("table", "markdown", "csv", "latex"):
             raise ConfigError(f"--format {format!r}: use table, markdown, csv or latex")
+        if layout not in ("paper", "long"):
+            raise ConfigError(f"--layout {layout!r}: use paper or long")
         if out is not None and out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file; pass a folder (it is created if missing)")
         if not (results / "records").is_dir():
             raise ConfigError(f"no records under {results}; run `bench run` first (or pass --results)")
-        tables = build_report(results, suite, paper)
-        titles = {"base2novel": "Base-to-novel (Base/Novel: mean over seeds; HM of the means)",
-                  "cross_dataset": "Cross-dataset transfer (Average = mean of the targets)",
-                  "domain_generalization": "Domain generalisation (Average = mean of the targets)",
-                  "few_shot": "Few-shot accuracy", "missing": "Missing runs (left out of every average)",
-                  "unreadable": "Unreadable records (skipped; `bench run` redoes them)"}  # fmt: skip
+        methods = method.split(",") if method else None
+        protocols = parse_protocols(protocol) if protocol else None
+        names = datasets.split(",") if datasets else None
+        interval = "ci" if ci else "std"
+        tables = build_report(results, suite, paper, methods, protocols, names)
+        results_tables = [t for t in tables.values() if isinstance(t, ReportTable)]
+        if format == "csv" and out is None and len(results_tables) > 1:
+            raise ConfigError(
+                f"--format csv writes one table per file: pass --out DIR, or pick one of the {len(results_tables)} "
+                "tables with --protocol (and --suite)"
+            )
+        lists = {"missing": "Missing runs (left out of every average)",
+                 "unreadable": "Unreadable records (skipped; `bench run` redoes them)"}  # fmt: skip
         for name, table in tables.items():
-            if format == "table":
-                console.print(f"\n[bold]{titles[name]}[/]")
-                console.print(render(table, "table"), highlight=False, soft_wrap=True, markup=False)
+            if format == "csv" and out is not None:
+                continue  # one file per table under --out, never several tables in one stream
+            if format == "csv":
+                if not isinstance(table, ReportTable):
+                    err_console.print(f"{lists.get(name, name)}: {len(table)} (see --format table)")
+                else:
+                    print(render(table, "csv"), end="")
+            elif format == "table":
+                console.print(f"\n[bold]{escape(lists.get(name) or getattr(table, 'title', name))}[/]")
+                text = render(table, "table", layout, interval, caption=False)
+                console.print(text, highlight=False, soft_wrap=True, markup=False)
             else:
-                print(f"\n{titles[name]}\n" if format != "csv" else f"# {name}")
-                print(render(table, format))
+                print(f"\n{lists.get(name) or name}\n" if not isinstance(table, ReportTable) else "")
+                print(render(table, format, layout, interval))
         if not tables:
             console.print("no records match")
+        comparisons = []
+        if compare:
+            records = filter_records(load_records(results, suite), None, protocols, names)
+            comparisons = compare_labels(records, *compare)
+            for c in comparisons:
+                target = console if format != "csv" else err_console
+                target.print(f"\n[bold]{escape(c.verdict())}[/]", highlight=False, soft_wrap=True)
+                if format != "csv":
+                    console.print(render(c.per_dataset(), "table"), highlight=False, markup=False, soft_wrap=True)
         if out:
-            paths = write_report(tables, out)
+            from bench.report.write import write_comparisons, write_report
+
+            paths = write_report(tables, out, layout, interval) + write_comparisons(comparisons, out)
             console.print(f"wrote {len(paths)} files to {out}")
 
 

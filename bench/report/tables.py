@@ -1,43 +1,77 @@
 """Records → the tables papers print: base-to-novel (Base/Novel/HM), cross-dataset, domain generalisation, few-shot.
 
-Conventions (CoOp/CoCoOp/MaPLe/MMA, confirmed by MaPLe's maintainer): per dataset, Base and Novel are means over
-seeds and HM = 2·B·N/(B+N) of those means; the Average row is HM of the averaged Base and Novel. The mean of the
-per-dataset HMs is shown as its own, labelled row. A dataset with a planned run missing is listed and left out of
-averages, never silently averaged over fewer seeds.
+Every table is built from one long frame of *cells* (one row per label × dataset × metric [× shots]) with the mean,
+the standard deviation over seeds and the number of seeds; the renderers lay the same cells out as the papers do
+(wide) or one row per dataset and method (long).
+
+Conventions (CoOp/CoCoOp/MaPLe/MMA, confirmed by MaPLe's maintainer):
+
+- per dataset, Base and Novel are means over seeds and HM = 2·B·N/(B+N) of those means;
+- the Average row is HM of the averaged Base and Novel; the mean of the per-dataset HMs is its own, labelled row;
+- cross-dataset / DG: the Average is the mean over the targets (the source is shown, not averaged);
+- ± is the sample standard deviation (ddof 1) over seeds of the per-seed value: for HM the per-seed HM, for an
+  Average the per-seed average over the same datasets (seeds that all of them have), for its HM the HM of the
+  per-seed averages. The optional 95 % interval is Student's t half-width, t(0.975, n−1)·std/√n.
+
+An Average covers the datasets whose planned runs are all there; one over fewer datasets than its suite defines, or
+with a dataset left out for missing runs, carries a footnote saying which it covers.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from bench.errors import DataError
-from bench.io import atomic_write_text
+from bench.config import NON_RESULT_KEYS
+from bench.errors import BenchError, DataError
 from bench.sweep.layout import ResultsLayout
+from bench.sweep.plan import resolve_config
 from bench.sweep.record import KEY as RECORD_KEY
 from bench.sweep.record import Record
+from bench.sweep.suites import get_suite
 
 KEY = list(RECORD_KEY)
+PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization", "few_shot")
+AVERAGE, MEAN_HM = "Average", "Mean of per-dataset HM"
+
+# The papers' names (RMAdapter Table 1–3); datasets of other suites keep their ids.
+DATASET_NAMES = {
+    "imagenet": "ImageNet", "caltech101": "Caltech101", "oxford_pets": "OxfordPets", "stanford_cars": "StanfordCars",
+    "oxford_flowers": "Flowers102", "food101": "Food101", "fgvc_aircraft": "FGVCAircraft", "sun397": "SUN397",
+    "dtd": "DTD", "eurosat": "EuroSAT", "ucf101": "UCF101", "imagenetv2": "ImageNet-V2",
+    "imagenet_sketch": "ImageNet-Sketch", "imagenet_a": "ImageNet-A", "imagenet_r": "ImageNet-R",
+}  # fmt: skip
 
 
-def hm(base: float | pd.Series, novel: float | pd.Series) -> float | pd.Series:
-    """Harmonic mean of base and novel accuracy."""
+def hm(base: Any, novel: Any) -> Any:
+    """Harmonic mean of base and novel accuracy (floats, arrays or Series)."""
     return 2 * base * novel / (base + novel)
 
 
+def ci95(std: Any, n: Any) -> Any:
+    """Half-width of Student's t 95 % interval of a mean of ``n`` seeds (NaN below two seeds)."""
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)) * np.asarray(std) / np.sqrt(n), np.nan)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
-# Loading
+# Loading and labelling
 
 
 def load_records(
     results: str | Path, suite: str | None = None, unreadable: list[tuple[str, str]] | None = None
 ) -> pd.DataFrame:
-    """All records under ``results/records`` as one row each (key columns + accuracy); records that do not load are
-    skipped and, if ``unreadable`` is given, appended to it as (path, problem)."""
+    """All records under ``results/records`` as one row each (key columns, accuracy, label); records that do not
+    load are skipped and, if ``unreadable`` is given, appended to it as (path, problem)."""
     rows = []
     for path in ResultsLayout(results).records():
         try:
@@ -46,24 +80,61 @@ def load_records(
             if unreadable is not None:
                 unreadable.append((str(path), str(e)))
             continue
-        variant = " ".join(f"{k}={v}" for k, v in sorted((r.options or {}).items()))
-        rows.append({**r.key(), "accuracy": r.accuracy, "train_dataset": r.train_dataset, "variant": variant})
+        rows.append({**r.key(), "accuracy": r.accuracy, "train_dataset": r.train_dataset, "variant": variant(r)})
     df = pd.DataFrame(rows, columns=[*KEY, "accuracy", "train_dataset", "variant"])
     if suite is not None:
         df = df[df["suite"] == suite]
     return label_methods(df)
 
 
+def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+_NONE = object()  # a key the defaults do not have (an option of a newer or plugin config)
+
+
+@cache
+def _default_config(method: str, protocol: str, dataset: str, suite: str) -> dict[str, Any] | None:
+    """The flattened config a run gets with no ``--cfg-options`` (as JSON would store it); None if the method or
+    suite is not registered here (a plugin that is not loaded)."""
+    try:
+        cfg = resolve_config(method, protocol, dataset, get_suite(suite), {})
+    except BenchError:
+        return None
+    return _flat(json.loads(json.dumps(cfg)))
+
+
+def variant(record: Record) -> str:
+    """The record's resolved options that differ from its method's defaults (``train.lr=0.01``), so a variant is
+    named the same however it was typed: an option set to its default names nothing. Records from an unregistered
+    method, or without a stored config, fall back to the options as typed."""
+    default = _default_config(record.method, record.protocol, record.train_dataset, record.suite)
+    if default is None or not record.config:
+        options = record.options or {}
+    else:
+        skip = {".".join(k) for k in NON_RESULT_KEYS}
+        options = {k: v for k, v in _flat(record.config).items() if k not in skip and default.get(k, _NONE) != v}
+    return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
 def label_methods(df: pd.DataFrame) -> pd.DataFrame:
-    """A display label per method variant: the method name, its ``--cfg-options`` in brackets when it had any, and a
-    ``(random init)`` mark for ``--pretrained none`` runs. (Per-dataset defaults, e.g. ImageNet's epochs, change the
-    config hash but not the label.)"""
+    """A display label per method variant: the method name, its non-default options in brackets, ``(random init)``
+    for ``--pretrained none`` runs, and ``@<config hash>`` where one label would otherwise hold two configs for the
+    same evaluation (e.g. records from before a default changed)."""
     df = df.copy()
     if "variant" not in df:
         df["variant"] = ""
-    variant = df["variant"].fillna("")
-    df["label"] = df["method"] + np.where(variant != "", " [" + variant + "]", "")
+    v = df["variant"].fillna("")
+    df["label"] = df["method"] + np.where(v != "", " [" + v + "]", "")
     df.loc[df["pretrained"] == "none", "label"] += " (random init)"
+    same = [k for k in KEY if k != "config_hash"] + ["label"]
+    clash = df.groupby(same, dropna=False)["config_hash"].transform("nunique") > 1
+    clashing = df.loc[clash, "label"].unique()
+    df.loc[df["label"].isin(clashing), "label"] += "@" + df["config_hash"]
     return df
 
 
@@ -86,189 +157,364 @@ def missing_runs(records: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Tables
+# Orders
 
 
-def _incomplete(records: pd.DataFrame, missing: pd.DataFrame) -> set[tuple]:
-    """(method, config_hash, protocol, dataset) groups with at least one missing planned evaluation."""
-    if missing.empty:
-        return set()
-    return set(map(tuple, missing[["method", "config_hash", "protocol", "dataset"]].drop_duplicates().values))
+def dataset_order(suite: str, protocol: str) -> list[str]:
+    """The suite's declared order (the papers' for the real suite): the source first for transfer protocols."""
+    try:
+        s = get_suite(suite)
+    except BenchError:
+        return []
+    if protocol == "cross_dataset":
+        return [s.source, *s.cross_dataset]
+    if protocol == "domain_generalization":
+        return [s.source, *s.domain_generalization]
+    return list(s.datasets)
 
 
-def base2novel_table(records: pd.DataFrame, missing: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Rows (dataset, method) with Base, Novel, HM from seed means, ± seed std; Average rows first per method."""
-    df = records[records["protocol"] == "base2novel"]
-    if df.empty:
-        return pd.DataFrame()
-    bad = _incomplete(df, missing if missing is not None else pd.DataFrame())
-    g = df.groupby(["label", "method", "config_hash", "backbone", "pretrained", "dataset", "subset"])["accuracy"]
-    stats = g.agg(["mean", "std", "count"]).reset_index()
-    wide = stats.pivot_table(
-        index=["label", "method", "config_hash", "backbone", "pretrained", "dataset"], columns="subset",
-        values=["mean", "std", "count"],
-    )  # fmt: skip
-    rows = []
-    for idx, r in wide.iterrows():
-        label, method, h, backbone, pretrained, dataset = idx
-        b, n = r.get(("mean", "base"), np.nan), r.get(("mean", "novel"), np.nan)
-        complete = not np.isnan(b) and not np.isnan(n) and (method, h, "base2novel", dataset) not in bad
-        seeds = int(np.nan_to_num(min(r.get(("count", "base"), 0), r.get(("count", "novel"), 0))))  # a half missing: 0
-        rows.append(
-            {"dataset": dataset, "method": label, "backbone": f"{backbone}/{pretrained}", "Base": b, "Novel": n,
-             "HM": hm(b, n), "Base std": r.get(("std", "base"), np.nan), "Novel std": r.get(("std", "novel"), np.nan),
-             "seeds": seeds, "complete": complete}
-        )  # fmt: skip
-    per = pd.DataFrame(rows)
-    out = []
-    for (label, bb), grp in per.groupby(["method", "backbone"], sort=False):
-        ok = grp[grp["complete"]]
-        if len(ok):
-            b, n = ok["Base"].mean(), ok["Novel"].mean()
-            avg_name = "Average" if len(ok) == len(grp) else f"Average ({len(ok)} complete datasets)"
-            out.append({"dataset": avg_name, "method": label, "backbone": bb, "Base": b, "Novel": n, "HM": hm(b, n),
-                        "seeds": int(ok["seeds"].min()), "complete": len(ok) == len(grp)})  # fmt: skip
-            out.append({"dataset": "Mean of per-dataset HM", "method": label, "backbone": bb, "HM": ok["HM"].mean(),
-                        "seeds": int(ok["seeds"].min()), "complete": len(ok) == len(grp)})  # fmt: skip
-    table = pd.concat([pd.DataFrame(out), per], ignore_index=True)
-    order = {"Average": 0, "Mean of per-dataset HM": 1}
-    table["_o"] = table["dataset"].map(lambda d: order.get(d, 0 if d.startswith("Average") else 2))
-    table = table.sort_values(["_o", "dataset", "method"], kind="stable").drop(columns="_o")
-    return table.reset_index(drop=True)
+@cache
+def method_order() -> list[str]:
+    """RMAdapter's row order (the order of ``published.csv``); other methods follow alphabetically."""
+    return list(dict.fromkeys(_published_csv()["method"]))
 
 
-def transfer_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Cross-dataset or DG: rows = method, columns = source, targets, Average (mean over complete targets)."""
-    df = records[records["protocol"] == protocol]
-    if df.empty:
-        return pd.DataFrame()
-    bad = _incomplete(df, missing if missing is not None else pd.DataFrame())
-    source = df["train_dataset"].iloc[0]
-    mean = df.groupby(["label", "method", "config_hash", "dataset"])["accuracy"].mean().reset_index()
-    mean = mean[
-        [(m, h, protocol, d) not in bad for m, h, d in zip(mean["method"], mean["config_hash"], mean["dataset"])]
-    ]
-    wide = mean.pivot_table(index="label", columns="dataset", values="accuracy")
-    targets = [c for c in wide.columns if c != source]
-    cols = ([source] if source in wide.columns else []) + targets
-    wide = wide[cols]
-    if targets:
-        complete = wide[targets].notna().all(axis=1)
-        wide["Average"] = wide[targets].mean(axis=1).where(complete)
-    seeds = df.groupby("label")["seed"].nunique()
-    wide["seeds"] = seeds.reindex(wide.index)
-    return wide.rename_axis(f"method (source: {source})").reset_index()
-
-
-def few_shot_table(records: pd.DataFrame) -> pd.DataFrame:
-    df = records[records["protocol"] == "few_shot"]
-    if df.empty:
-        return pd.DataFrame()
-    t = df.groupby(["dataset", "label", "shots"])["accuracy"].mean().unstack("shots")
-    t.columns = [f"{k} shots" for k in t.columns]
-    return t.reset_index().rename(columns={"label": "method"})
-
-
-def published(protocol: str) -> pd.DataFrame:
-    """The numbers papers print (shipped as ``bench/report/published.csv``)."""
-    path = resources.files("bench.report") / "published.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    df = pd.read_csv(str(path))
-    return df[df["protocol"] == protocol]
-
-
-def with_published(table: pd.DataFrame) -> pd.DataFrame:
-    """Add the published Base/Novel/HM and our deltas beside a base-to-novel table."""
-    pub = published("base2novel")
-    if table.empty or pub.empty:
-        return table
-    pub = pub.pivot_table(index=["method", "dataset"], columns=["metric", "subset"], values="value")
-    out = table.copy()
-    # Only a like-for-like comparison gets the paper's numbers: CLIP ViT-B/16 weights, and the Average row only when
-    # it covers all 11 datasets.
-    n_datasets = out[~out["dataset"].str.startswith(("Average", "Mean of"))].groupby("method")["dataset"].nunique()
-    comparable = (out["backbone"] == "ViT-B-16/openai") & (
-        ~out["dataset"].str.startswith("Average")
-        | (out["dataset"] == "Average") & (out["method"].map(n_datasets) == 11)
-    )
-    keys = [(m.split("@")[0].split(" ")[0], "average" if d.startswith("Average") else d)
-            for m, d in zip(out["method"], out["dataset"])]  # fmt: skip
-    for col, (metric, subset) in {
-        "Base": ("accuracy", "base"),
-        "Novel": ("accuracy", "novel"),
-        "HM": ("hm", "all"),
-    }.items():
-        vals = [pub[(metric, subset)].get(k, np.nan) if (metric, subset) in pub else np.nan for k in keys]
-        out[f"{col} (paper)"] = pd.Series(vals, index=out.index).where(comparable)
-        out[f"Δ{col}"] = out[col] - out[f"{col} (paper)"]
-    return out
+def _sort_key(values: pd.Series, order: list[str]) -> pd.Series:
+    rank = {v: i for i, v in enumerate(order)}
+    return values.map(lambda v: (rank.get(v, len(order)), str(v)))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Rendering
+# Cells
 
 
-def render(table: pd.DataFrame, fmt: str) -> str:
-    """A table as ``markdown`` | ``latex`` | ``csv`` | ``table`` (plain text)."""
-    t = table.drop(columns=[c for c in ("complete",) if c in table.columns])
-    if fmt == "csv":
-        return t.to_csv(index=False, float_format="%.4f")
-    if fmt == "latex":
-        return t.to_latex(index=False, float_format="%.2f", na_rep="--")
-    t = t.astype(object).where(t.notna(), None)  # tabulate leaves None cells blank, not "nan"
-    if fmt == "markdown":
-        return t.to_markdown(index=False, floatfmt=".2f", missingval="")
-    return t.to_markdown(index=False, floatfmt=".2f", tablefmt="simple", missingval="")
+@dataclass
+class Table:
+    """One table: its cells (long, numeric), how the paper lays them out (``rows`` × ``columns`` of cell fields), a
+    title and footnotes. :meth:`add_note` is the one way to footnote cells (a mark beside each chosen cell, the text
+    under the table)."""
+
+    name: str
+    title: str
+    cells: pd.DataFrame
+    rows: list[str]
+    columns: list[str]
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (mark, text); mark "" for the whole table
+
+    def add_note(self, text: str, where: pd.Series | None = None) -> str:
+        """Add a footnote; cells where the boolean Series ``where`` (aligned with ``cells``) is True get its number.
+        Returns the mark. Without ``where`` (or where it selects nothing) the note is about the whole table."""
+        if where is None or not where.any():
+            self.notes.append(("", text))
+            return ""
+        mark = str(1 + sum(bool(m) for m, _ in self.notes))
+        self.notes.append((mark, text))
+        self.cells.loc[where, "marks"] = self.cells.loc[where, "marks"].map(lambda m: f"{m},{mark}" if m else mark)
+        return mark
+
+    @property
+    def suite(self) -> str:
+        return str(self.cells["suite"].iloc[0])
 
 
-def build_report(results: str | Path, suite: str | None = None, paper: bool = False) -> dict[str, pd.DataFrame]:
-    """All tables of the results folder, plus the list of missing runs."""
+CELL_COLUMNS = ["suite", "protocol", "backbone", "label", "method", "dataset", "shots", "metric", "mean", "std", "n"]
+# build_table adds ``marks`` (footnote numbers, "1,3") and ``complete`` (False: an Average over fewer datasets than the
+# suite's, or a dataset with planned runs missing; never set beside a paper's number)
+
+
+def per_seed(records: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """One value per label × dataset × shots × seed × metric (B2N: Base, Novel and the per-seed HM; else Acc)."""
+    df = records[records["protocol"] == protocol].copy()
+    df["backbone"] = df["backbone"] + "/" + df["pretrained"]
+    keys = ["suite", "protocol", "backbone", "label", "method", "dataset", "shots", "seed"]
+    if protocol != "base2novel":
+        return df.assign(metric="Acc", value=df["accuracy"])[[*keys, "metric", "value"]]
+    wide = df.pivot_table(index=keys, columns="subset", values="accuracy").reindex(columns=["base", "novel"])
+    wide = wide.rename(columns={"base": "Base", "novel": "Novel"})
+    wide["HM"] = hm(wide["Base"], wide["Novel"])
+    return wide.reset_index().melt(id_vars=keys, value_vars=["Base", "Novel", "HM"], var_name="metric")
+
+
+def _cells(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and seed count per cell; B2N's HM cell is the HM of the Base and Novel means (the convention)."""
+    keys = [c for c in CELL_COLUMNS if c not in ("mean", "std", "n")]
+    out = seeds.dropna(subset="value").groupby(keys)["value"].agg(mean="mean", std="std", n="count").reset_index()
+    if "HM" in set(out["metric"]):
+        means = out.pivot_table(index=keys[:-1], columns="metric", values="mean").reindex(columns=["Base", "Novel"])
+        is_hm = out["metric"] == "HM"
+        idx = pd.MultiIndex.from_frame(out.loc[is_hm, keys[:-1]])
+        out.loc[is_hm, "mean"] = hm(means["Base"], means["Novel"]).reindex(idx).to_numpy()
+    return out
+
+
+def _averages(seeds: pd.DataFrame, cells: pd.DataFrame, included: dict[tuple, list[str]]) -> pd.DataFrame:
+    """Average (and, for B2N, Mean of per-dataset HM) cells per label × shots over the ``included`` datasets."""
+    rows = []
+    group = ["suite", "protocol", "backbone", "label", "method", "shots"]
+    for key, g in seeds.groupby(group):
+        datasets = included.get(key[:4], [])
+        g = g[g["dataset"].isin(datasets)]
+        if g.empty:
+            continue
+        # the per-seed average uses the seeds every included dataset has, so each seed averages the same datasets
+        have = g.dropna(subset="value").groupby(["seed", "metric"])["dataset"].nunique()
+        common = have[have == len(datasets)].reset_index()
+        by_seed = g.merge(common[["seed", "metric"]]).groupby(["metric", "seed"])["value"].mean().unstack("metric")
+        by_seed = by_seed.reindex(columns=METRICS)  # no common seed: no std (n = 0)
+        mine = (cells[group] == pd.Series(key, index=group)).all(axis=1) & cells["dataset"].isin(datasets)
+        mean = cells[mine].groupby("metric")["mean"].mean()
+        base = dict(zip(group, key, strict=True))
+        if "HM" in mean:
+            avg_b, avg_n = mean["Base"], mean["Novel"]
+            seed_hm = hm(by_seed["Base"], by_seed["Novel"])
+            rows.append({**base, "dataset": AVERAGE, "metric": "Base", "mean": avg_b, "std": by_seed["Base"].std(),
+                         "n": by_seed["Base"].count()})  # fmt: skip
+            rows.append({**base, "dataset": AVERAGE, "metric": "Novel", "mean": avg_n,
+                         "std": by_seed["Novel"].std(), "n": by_seed["Novel"].count()})  # fmt: skip
+            rows.append({**base, "dataset": AVERAGE, "metric": "HM", "mean": hm(avg_b, avg_n), "std": seed_hm.std(),
+                         "n": seed_hm.count()})  # fmt: skip
+            rows.append({**base, "dataset": MEAN_HM, "metric": "HM", "mean": mean["HM"], "std": by_seed["HM"].std(),
+                         "n": by_seed["HM"].count()})  # fmt: skip
+        else:
+            rows.append({**base, "dataset": AVERAGE, "metric": "Acc", "mean": mean["Acc"],
+                         "std": by_seed["Acc"].std(), "n": by_seed["Acc"].count()})  # fmt: skip
+    return pd.DataFrame(rows, columns=CELL_COLUMNS)
+
+
+def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | None = None) -> Table | None:
+    """The table of one protocol and suite (``records`` of one suite); None when it has no records."""
+    df = records[records["protocol"] == protocol]
+    if df.empty:
+        return None
+    suite = str(df["suite"].iloc[0])
+    df = _distinct(df, protocol)
+    seeds = per_seed(df, protocol)
+    cells = _cells(seeds)
+    order = dataset_order(suite, protocol)
+    source = [df["train_dataset"].iloc[0]] if protocol in ("cross_dataset", "domain_generalization") else []
+    expected = [d for d in order if d not in source] or sorted(set(df["dataset"]) - set(source))
+    incomplete = _incomplete(df, missing)
+    # per label: the datasets an Average may use (every expected dataset with all its runs) and a note when it falls
+    # short of the suite's list
+    included: dict[tuple, list[str]] = {}
+    notes: dict[str, list[tuple]] = {}
+    for key, g in cells.groupby(["suite", "protocol", "backbone", "label"]):
+        have = set(g.loc[g["mean"].notna(), "dataset"])
+        if protocol == "base2novel":
+            both = g[g["metric"] == "HM"]
+            have = set(both.loc[both["mean"].notna(), "dataset"])
+        ok = [d for d in expected if d in have and (key[3], d) not in incomplete]
+        included[key] = ok
+        if len(ok) < len(expected):
+            left_out = ", ".join(d for d in expected if d not in ok)
+            text = f"Average over {len(ok)} of {len(expected)} datasets (without {left_out})"
+            notes.setdefault(text, []).append(key)
+    averages = _averages(seeds, cells, included)
+    cells = pd.concat([averages, cells], ignore_index=True)
+    cells["n"] = cells["n"].astype(int)
+    cells["marks"] = ""
+    # like for like with a paper's cell: every planned run there, and an Average over every dataset of the suite
+    short = {k[3] for keys in notes.values() for k in keys}
+    partial = cells["dataset"].isin([AVERAGE, MEAN_HM]) & cells["label"].isin(short)
+    cells["complete"] = ~partial & ~pd.Series(list(zip(cells["label"], cells["dataset"], strict=True))).isin(incomplete)
+    cells = _sorted(cells, [AVERAGE, MEAN_HM, *order] if protocol == "base2novel" else [*order, AVERAGE])
+    layout = {
+        "base2novel": (["dataset"], ["label", "metric"]),
+        "cross_dataset": (["label"], ["dataset"]),
+        "domain_generalization": (["label"], ["dataset"]),
+        "few_shot": (["dataset", "label"], ["shots"]),
+    }[protocol]
+    backbones = ", ".join(sorted(cells["backbone"].unique()))
+    seed_list = ",".join(map(str, sorted(df["seed"].unique())))
+    table = Table(protocol, f"{TITLES[protocol]} · {suite} suite · {backbones} · seeds {seed_list}", cells, *layout)
+    for text, keys in notes.items():
+        labels = {k[3] for k in keys}
+        table.add_note(f"{', '.join(sorted(labels))}: {text}", (cells["dataset"].isin([AVERAGE, MEAN_HM])
+                                                                 & cells["label"].isin(labels)))  # fmt: skip
+    for label, seeds_of in df.groupby("label")["seed"].unique().items():
+        if len(seeds_of) < df["seed"].nunique():
+            table.add_note(f"{label}: seeds {','.join(map(str, sorted(seeds_of)))} only")
+    for label, dataset in sorted(incomplete):
+        where = (cells["label"] == label) & (cells["dataset"] == dataset)
+        table.add_note(f"{label} on {dataset}: planned runs missing (left out of the Average)", where)
+    if "run_note" in df:
+        note_runs(table, df)
+    return table
+
+
+def note_runs(table: Table, records: pd.DataFrame) -> None:
+    """One footnote per distinct ``run_note`` text of the records (e.g. a departure from the official settings):
+    marked on the cells of the runs that carry it and on their label's Averages. ``records`` are the table's own
+    (after its labels are final)."""
+    runs = records[records["run_note"].fillna("") != ""]
+    cells = table.cells
+    for text, g in runs.groupby("run_note"):
+        pairs = set(zip(g["label"], g["dataset"], strict=True))
+        own = pd.Series([p in pairs for p in zip(cells["label"], cells["dataset"], strict=True)], index=cells.index)
+        averages = cells["label"].isin(g["label"]) & cells["dataset"].isin([AVERAGE, MEAN_HM])
+        table.add_note(str(text), own | averages)
+
+
+def _distinct(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """Labels that keep apart what the layout would merge: the backbone when a table has several, the shots when a
+    protocol other than few-shot was run at several."""
+    df = df.copy()
+    backbone = df["backbone"] + "/" + df["pretrained"]
+    if backbone.nunique() > 1:
+        df["label"] += " · " + backbone
+    if protocol != "few_shot" and df["shots"].nunique() > 1:
+        df["label"] += " · " + df["shots"].astype(str) + " shots"
+    return df
+
+
+TITLES = {
+    "base2novel": "Base-to-novel generalisation (Base, Novel: means over seeds; HM of the means; Average: HM of the "
+    "averaged Base and Novel)",
+    "cross_dataset": "Cross-dataset transfer (accuracy; Average = mean of the targets)",
+    "domain_generalization": "Domain generalisation (accuracy; Average = mean of the targets)",
+    "few_shot": "Few-shot accuracy",
+}
+
+
+def label_order(cells: pd.DataFrame) -> list[str]:
+    """Labels in the papers' method order; each method's variants, then its published row, then its delta."""
+    labels = cells[["label", "method"]].drop_duplicates()
+    kind = labels["label"].map(lambda lab: 1 if lab.endswith(" (paper)") else 2 if lab.startswith("Δ ") else 0)
+    rank = _sort_key(labels["method"], method_order())
+    return labels.assign(r=rank, k=kind).sort_values(["r", "k", "label"])["label"].tolist()
+
+
+METRICS = ["Base", "Novel", "HM", "Acc"]
+
+
+def _sorted(cells: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
+    """Cells by dataset (in ``datasets`` order), label, shots and metric."""
+    by_label = {lab: i for i, lab in enumerate(label_order(cells))}
+    key = pd.DataFrame({
+        "d": _sort_key(cells["dataset"], datasets), "l": cells["label"].map(by_label),
+        "s": cells["shots"], "m": cells["metric"].map(METRICS.index),
+    })  # fmt: skip
+    return cells.loc[key.sort_values(["d", "l", "s", "m"]).index].reset_index(drop=True)
+
+
+def _incomplete(records: pd.DataFrame, missing: pd.DataFrame | None) -> set[tuple[str, str]]:
+    """(label, dataset) pairs with at least one planned evaluation missing (matched by method and config hash)."""
+    if missing is None or missing.empty:
+        return set()
+    labels = records[["method", "config_hash", "label"]].drop_duplicates()
+    m = missing.merge(labels, on=["method", "config_hash"])
+    return set(zip(m["label"], m["dataset"], strict=True))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Published numbers
+
+
+@cache
+def _published_csv() -> pd.DataFrame:
+    return pd.read_csv(str(resources.files("bench.report") / "published.csv"))
+
+
+def published(protocol: str) -> pd.DataFrame:
+    """The numbers papers print (``bench/report/published.csv``, each row with its source)."""
+    df = _published_csv()
+    return df[df["protocol"] == protocol]
+
+
+PAPER_BACKBONE = "ViT-B-16/openai"
+
+
+def add_published(table: Table) -> Table:
+    """Add each method's published cells (label ``<method> (paper)``) and ours minus theirs (``Δ <method>``) for the
+    default-config label of each method. Only like for like: the real suite on CLIP ViT-B/16, 16 shots; an Average
+    only when ours covers every dataset the paper averages."""
+    pub = published(table.name)
+    cells = table.cells
+    if pub.empty:
+        table.add_note(f"no published {table.name} numbers ship in published.csv")
+        return table
+    if table.suite != "real":
+        table.add_note(f"no published numbers shown: they are for the real suite on {PAPER_BACKBONE}, 16 shots")
+        return table
+    ours = cells[(cells["backbone"] == PAPER_BACKBONE) & (cells["label"] == cells["method"]) & (cells["shots"] == 16)]
+    pub = pub.assign(dataset=pub["dataset"].replace({"average": AVERAGE}),
+                     metric=pub["metric"].map({"hm": "HM", "accuracy": "Acc"}))  # fmt: skip
+    if table.name == "base2novel":
+        pub.loc[pub["metric"] == "Acc", "metric"] = pub["subset"].str.capitalize()
+    pub = pub[pub["method"].isin(ours["method"]) & pub["dataset"].isin(cells["dataset"])]
+    if pub.empty:
+        return table
+    paper = pub.assign(suite="real", protocol=table.name, backbone=PAPER_BACKBONE, label=pub["method"] + " (paper)",
+                       shots=16, mean=pub["value"], std=np.nan, n=0, marks="", complete=True)  # fmt: skip
+    delta = ours[ours["complete"]].merge(paper[["method", "dataset", "metric", "mean"]], on=["method", "dataset", "metric"],
+                         suffixes=("", "_paper"))  # fmt: skip
+    delta = delta.assign(label="Δ " + delta["method"], mean=delta["mean"] - delta["mean_paper"], std=np.nan, n=0)
+    table.cells = pd.concat([cells, paper[cells.columns], delta[cells.columns]], ignore_index=True)
+    table.cells = _sorted(table.cells, list(dict.fromkeys(cells["dataset"])))
+    for row in paper[paper["note"].notna()].itertuples():  # the transcription's caveats (an inconsistent average)
+        where = (table.cells["label"] == row.label) & (table.cells["dataset"] == row.dataset)
+        table.add_note(
+            f"{row.label}, {row.dataset} {row.metric}: {row.note}", where & (table.cells["metric"] == row.metric)
+        )
+    sources = "; ".join(sorted(pub["source"].unique()))
+    table.add_note(
+        f"(paper): as published in {sources}; Δ = ours − paper, where ours is like for like (the default "
+        f"config on {PAPER_BACKBONE}, 16 shots; an Average over every dataset)"
+    )
+    return table
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The report
+
+
+def build_report(
+    results: str | Path,
+    suite: str | None = None,
+    paper: bool = False,
+    methods: list[str] | None = None,
+    protocols: list[str] | None = None,
+    datasets: list[str] | None = None,
+) -> dict[str, Table | pd.DataFrame]:
+    """Every table of the results folder (one per suite × protocol; named ``<protocol>`` when one suite is there,
+    else ``<suite>_<protocol>``), plus the lists of missing and unreadable runs. Filters keep the named methods
+    (method or label), protocols and datasets (an Average then covers the kept datasets, and says so)."""
     unreadable: list[tuple[str, str]] = []
     records = load_records(results, suite, unreadable)
     planned = load_manifest(results)
     if suite is not None and not planned.empty:
         planned = planned[planned["suite"] == suite]
     missing = missing_runs(records, planned)
-    b2n = base2novel_table(records, missing)
-    tables = {
-        "base2novel": with_published(b2n) if paper else b2n,
-        "cross_dataset": transfer_table(records, "cross_dataset", missing),
-        "domain_generalization": transfer_table(records, "domain_generalization", missing),
-        "few_shot": few_shot_table(records),
-        "missing": missing,
-        "unreadable": pd.DataFrame(unreadable, columns=["record", "problem"]),
-    }
-    return {k: v for k, v in tables.items() if not v.empty}
+    records = filter_records(records, methods, protocols, datasets)
+    missing = filter_records(missing, methods, protocols, datasets)
+    out: dict[str, Table | pd.DataFrame] = {}
+    suites = sorted(records["suite"].unique())
+    for s in suites:
+        for protocol in PROTOCOLS:
+            table = build_table(records[records["suite"] == s], protocol, missing)
+            if table is not None:
+                if len(suites) > 1:
+                    table.name = f"{s}_{protocol}"
+                out[table.name] = add_published(table) if paper else table
+    if not missing.empty:
+        out["missing"] = missing
+    if unreadable:
+        out["unreadable"] = pd.DataFrame(unreadable, columns=["record", "problem"])
+    return out
 
 
-def write_report(tables: dict[str, pd.DataFrame], out: Path) -> list[Path]:
-    """Write every table in Markdown, LaTeX and CSV, and a base-to-novel HM plot, under ``out``."""
-    written = []
-    for name, table in tables.items():
-        for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
-            path = out / f"{name}.{ext}"
-            atomic_write_text(path, render(table, fmt))
-            written.append(path)
-    if "base2novel" in tables:
-        written.append(plot_base2novel(tables["base2novel"], out / "base2novel_hm.png"))
-    return written
-
-
-def plot_base2novel(table: pd.DataFrame, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    per = table[~table["dataset"].str.startswith(("Average", "Mean of"))]
-    wide = per.pivot_table(index="dataset", columns="method", values="HM")
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(wide)), 4))
-    wide.plot.bar(ax=ax)
-    ax.set_ylabel("HM of base and novel accuracy (%)")
-    ax.set_title("Base-to-novel generalisation")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def filter_records(
+    df: pd.DataFrame, methods: list[str] | None, protocols: list[str] | None, datasets: list[str] | None
+) -> pd.DataFrame:
+    """Rows whose method (or full label), protocol and dataset are among those named (None keeps all). For transfer
+    protocols the source dataset is kept whenever a target is."""
+    keep = pd.Series(True, index=df.index)
+    if methods:
+        keep &= df["method"].isin(methods) | df.get("label", df["method"]).isin(methods)
+    if protocols:
+        keep &= df["protocol"].isin(protocols)
+    if datasets:
+        source = df["protocol"].isin(["cross_dataset", "domain_generalization"]) & (df["dataset"] == df.get(
+            "train_dataset", df["dataset"]))  # fmt: skip
+        keep &= df["dataset"].isin(datasets) | source
+    return df[keep]
