@@ -423,3 +423,28 @@ def test_few_shot_table_and_curve(tmp_path):
     header = render(t, "markdown").splitlines()[2]
     assert header.index("1 shot ") < header.index("2 shots") < header.index("16 shots")
     assert plot(t, tmp_path).name == "few_shot.png" and (tmp_path / "few_shot.png").stat().st_size > 0
+
+
+def test_departures_from_the_official_settings_footnote_real_benchmark_runs(tmp_path):
+    """A real-benchmark record made in amp (CoOp's official runs are fp16) is footnoted; toy records never are."""
+    from bench.config import BASE_CONFIG, deep_merge
+    from bench.registry import get_method
+
+    cfg = deep_merge(BASE_CONFIG, get_method("coop").default_config("base2novel", "dtd"))
+    for suite, seed in (("real", 1), ("toy", 2)):
+        rec = Record(method="coop", protocol="base2novel", suite=suite, dataset="dtd", subset="base",
+                     train_dataset="dtd", train_subset="base", seed=seed, shots=16, backbone="ViT-B-16",
+                     pretrained="openai", random_init=False, config_hash="c0ffee00", options={}, accuracy=70.0,
+                     per_class_accuracy={}, n_test=1, n_train=1, trainable_params=1, timing={}, train_steps=1,
+                     final_losses={}, method_info={}, peak_memory_mb=1.0, split_hash="s", test_hash="t", config=cfg,
+                     versions={}, git_revision="x", created="now",
+                     departures=None if suite == "real" else ["precision amp (official: fp16 on GPU)"])  # fmt: skip
+        path = tmp_path / "records" / suite / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec.to_dict()))
+    records = report.load_records(tmp_path)
+    notes = dict(zip(records["suite"], records["run_note"], strict=True))
+    # worked out from the stored config for a record older than the field
+    assert notes == {"real": "coop: precision amp (official: fp16 on GPU)", "toy": ""}
+    t = report.build_table(records[records["suite"] == "real"], "base2novel")
+    assert any("precision amp (official: fp16 on GPU)" in n for _, n in t.notes)

@@ -32,6 +32,7 @@ from scipy import stats
 
 from bench.config import NON_RESULT_KEYS
 from bench.errors import BenchError, DataError
+from bench.registry import get_method
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.plan import resolve_config
 from bench.sweep.record import KEY as RECORD_KEY
@@ -80,11 +81,28 @@ def load_records(
             if unreadable is not None:
                 unreadable.append((str(path), str(e)))
             continue
-        rows.append({**r.key(), "accuracy": r.accuracy, "train_dataset": r.train_dataset, "variant": variant(r)})
-    df = pd.DataFrame(rows, columns=[*KEY, "accuracy", "train_dataset", "variant"])
+        rows.append({**r.key(), "accuracy": r.accuracy, "train_dataset": r.train_dataset, "variant": variant(r),
+                     "run_note": run_note(r)})  # fmt: skip
+    df = pd.DataFrame(rows, columns=[*KEY, "accuracy", "train_dataset", "variant", "run_note"])
     if suite is not None:
         df = df[df["suite"] == suite]
     return label_methods(df)
+
+
+def run_note(record: Record) -> str:
+    """Where a real-benchmark run departs from the official code's settings (``Record.departures``; worked out from
+    the stored config for records older than the field), as one footnote text; "" when it does not, and on generated
+    suites, whose numbers are never set beside a paper's."""
+    if record.suite != "real":
+        return ""
+    departures = record.departures
+    if departures is None and record.config:
+        try:
+            device = "cuda" if record.peak_memory_mb is not None else "cpu"  # peak memory is recorded on GPUs only
+            departures = get_method(record.method).departures(record.config, device)
+        except (BenchError, KeyError):  # a plugin method that is not loaded, a config from another version
+            departures = []
+    return "; ".join(f"{record.method}: {d}" for d in departures or [])
 
 
 def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
