@@ -39,6 +39,8 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "fewshot_draw": "coop",  # coop: Dassl's draw for the run's seed (every method) | tip: Tip-Adapter's seed-1 draw
         "feature_passes": 10,  # frozen-image-encoder methods: augmented feature passes cached and cycled per epoch
         "num_workers": 4,
+        "checkpoint_every": 0,  # save a resumable training state every N epochs (0: by time only)
+        "checkpoint_minutes": 10.0,  # ... and every M minutes of training (0: by epochs only); SIGTERM saves at once
     },
     "eval": {"batch_size": 256},
 }
@@ -52,7 +54,12 @@ def dassl_sgd(lr: float, epochs: int, batch_size: int, warmup_epochs: int = 1, *
 
 
 # Keys that change speed, not results: left out of the config hash so they never split a sweep.
-NON_RESULT_KEYS = {("train", "num_workers"), ("eval", "batch_size")}
+NON_RESULT_KEYS = {
+    ("train", "num_workers"),
+    ("eval", "batch_size"),
+    ("train", "checkpoint_every"),
+    ("train", "checkpoint_minutes"),
+}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,7 +148,8 @@ def apply_options(cfg: dict[str, Any], options: Mapping[str, Any]) -> dict[str, 
 
 # Bounds that every method's training config must satisfy: key -> (minimum, what it means).
 _MINIMA = {"epochs": (0, "training epochs"), "batch_size": (1, "images per step"), "lr": (0, "the learning rate"),
-           "feature_passes": (1, "augmented feature passes")}  # fmt: skip
+           "feature_passes": (1, "augmented feature passes"), "checkpoint_every": (0, "epochs between checkpoints"),
+           "checkpoint_minutes": (0, "minutes between checkpoints")}  # fmt: skip
 
 
 _CHOICES = {"optimizer": ("sgd", "adam", "adamw"), "scheduler": ("cosine", "constant"), "scheduler_step": ("epoch", "iter"),

@@ -53,6 +53,13 @@ def run(
     ] = None,
     force: Annotated[bool, typer.Option(help="Re-run runs that already have records.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the plan (runs to do, runs done) and exit.")] = False,
+    fail_fast: Annotated[
+        bool, typer.Option(help="Stop at the first run that fails (default: record it, go on).")
+    ] = False,
+    skip_failed: Annotated[bool, typer.Option(help="Leave runs that failed before (default: retry them).")] = False,
+    logger: Annotated[
+        str | None, typer.Option(help="Also mirror each run's metrics to tensorboard and/or wandb (comma list).")
+    ] = None,
     executor: Annotated[str, typer.Option(help="local | pool (one worker per GPU) | slurm (submitit).")] = "local",
     gpus: Annotated[str | None, typer.Option(help="pool: GPU ids, e.g. 0,1,2,3 (default: all visible).")] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition.")] = None,
@@ -88,16 +95,35 @@ def run(
                 datasets=datasets.split(",") if datasets else None, seeds=parse_ints(seeds, "seeds"),
                 shots=parse_ints(shots, "shots") if shots else None, backbone=backbone, pretrained=pretrained,
                 data_root=data_root, results=results, options=[*(cfg_options or []), *extra], plugins=plugin or (),
-                force=force, dry_run=dry_run, executor=runner, on_plan=lambda r: (on_plan(r), None if dry_run else start(len(r.todo))),
+                force=force, dry_run=dry_run, fail_fast=fail_fast, skip_failed=skip_failed,
+                loggers=logger.split(",") if logger else (), executor=runner, on_plan=lambda r: (on_plan(r), None if dry_run else start(len(r.todo))),
                 on_message=on_message, on_done=on_done,
             )  # fmt: skip
         if dry_run:
             return
+        if result.skipped_failed:
+            console.print(f"[yellow]{len(result.skipped_failed)} run(s) that failed before were left "
+                          "(--skip-failed)[/]: `bench report` lists them")  # fmt: skip
+        if result.failed:
+            _print_failures(result)
+            raise typer.Exit(1)
         if executor == "slurm":
             console.print(f"submitted {len(result.todo)} Slurm jobs → `bench report` when they finish; "
                           "`bench run` again resubmits only missing runs")  # fmt: skip
         else:
             console.print(f"[green]done[/]: {result.written} records in {result.seconds:.0f}s → `bench report`")
+
+
+def _print_failures(result: SweepResult) -> None:
+    """The failed runs of this sweep: what, where it stopped, the error line, and the files that say more."""
+    table = Table("run", "stopped in", "error", title=f"{len(result.failed)} failed run(s)", title_style="bold red")
+    table.add_column("traceback", overflow="fold")
+    for spec, f in result.failed:
+        where = f.phase + (f" (epoch {f.epoch})" if f.epoch else "")
+        table.add_row(escape(f.label), where, escape(f.error), escape(str(result.results.traceback(spec))))
+    console.print(table)
+    console.print(f"{result.written} records written; re-run the same command to retry the failed runs "
+                  "(--skip-failed leaves them); log.txt beside each traceback")  # fmt: skip
 
 
 @contextlib.contextmanager
