@@ -190,6 +190,7 @@ def report(
                   "cross_dataset": "Cross-dataset transfer (Average = mean of the targets)",
                   "domain_generalization": "Domain generalisation (Average = mean of the targets)",
                   "few_shot": "Few-shot accuracy", "missing": "Missing runs (left out of every average)",
+                  "failed": "Failed runs (left out of every average; `bench run` retries them)",
                   "unreadable": "Unreadable records (skipped; `bench run` redoes them)"}  # fmt: skip
         for name, table in tables.items():
             if format == "table":
@@ -201,7 +202,9 @@ def report(
         if not tables:
             console.print("no records match")
         if out:
-            paths = write_report(tables, out)
+            from bench.report.curves import plot_curves
+
+            paths = write_report(tables, out) + plot_curves(results, out, suite)
             console.print(f"wrote {len(paths)} files to {out}")
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.errors import DataError
 from bench.io import atomic_write_text
+from bench.report.failures import load_failures, not_failed
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.record import KEY as RECORD_KEY
 from bench.sweep.record import Record
@@ -230,13 +231,15 @@ def build_report(results: str | Path, suite: str | None = None, paper: bool = Fa
     if suite is not None and not planned.empty:
         planned = planned[planned["suite"] == suite]
     missing = missing_runs(records, planned)
+    failed, failed_keys = load_failures(results, suite)
     b2n = base2novel_table(records, missing)
     tables = {
         "base2novel": with_published(b2n) if paper else b2n,
         "cross_dataset": transfer_table(records, "cross_dataset", missing),
         "domain_generalization": transfer_table(records, "domain_generalization", missing),
         "few_shot": few_shot_table(records),
-        "missing": missing,
+        "failed": failed,
+        "missing": not_failed(missing, failed_keys),  # failed runs are listed (with their reason) under "failed"
         "unreadable": pd.DataFrame(unreadable, columns=["record", "problem"]),
     }
     return {k: v for k, v in tables.items() if not v.empty}
