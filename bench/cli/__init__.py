@@ -116,8 +116,11 @@ def run(
 
 def _print_failures(result: SweepResult) -> None:
     """The failed runs of this sweep: what, where it stopped, the error line, and the files that say more."""
-    table = Table("run", "stopped in", "error", title=f"{len(result.failed)} failed run(s)", title_style="bold red")
-    table.add_column("traceback", overflow="fold")
+    table = Table(title=f"{len(result.failed)} failed run(s)", title_style="bold red")
+    table.add_column("run", no_wrap=True)  # what a user greps for: never cut
+    table.add_column("stopped in")
+    table.add_column("error", ratio=1)
+    table.add_column("traceback", overflow="fold", ratio=1)
     for spec, f in result.failed:
         where = f.phase + (f" (epoch {f.epoch})" if f.epoch else "")
         table.add_row(escape(f.label), where, escape(f.error), escape(str(result.results.traceback(spec))))
