@@ -16,13 +16,15 @@ from bench.cli import app
 from bench.config import BASE_CONFIG, config_hash
 from bench.errors import Preempted
 from bench.registry import get_method
-from bench.sweep import executors, run_sweep
+from bench.sweep import executors, run_sweep, runner
 from bench.sweep.plan import EvalSpec, RunSpec
 
 pytestmark = pytest.mark.e2e
 
-# CoOp trains on cached features (shuffled by the trainer's generator); MaPLe on images through a seeded DataLoader.
-METHODS = {"coop": {}, "maple": {"method.prompt_depth": 3}}
+# CoOp trains on cached features (shuffled by the trainer's generator); MaPLe on images through a seeded DataLoader;
+# Tip-Adapter-F and PromptSRC carry state between epochs (the best epoch on val; the Gaussian prompt average).
+METHODS = {"coop": {}, "maple": {"method.prompt_depth": 3}, "tip_adapter_f": {},
+           "promptsrc": {"method.text_depth": 3, "method.vision_depth": 3}}  # fmt: skip
 EPOCHS = 4
 
 
@@ -90,10 +92,12 @@ def test_a_run_that_fails_at_epoch_k_resumes_there_and_ends_bit_for_bit_as_an_un
 ):
     method, expected = reference
     cls = get_method(method)
+    after_epoch = cls.after_epoch
 
     def fail_in_epoch_3(self, ctx, epoch):
         if epoch == 2:
             raise RuntimeError("out of luck in epoch 3")
+        after_epoch(self, ctx, epoch)
 
     with monkeypatch.context() as m:
         m.setattr(cls, "after_epoch", fail_in_epoch_3)
@@ -156,3 +160,18 @@ def test_a_preempted_slurm_job_resubmits_the_same_run_without_force(tmp_path):
     assert isinstance(delayed.function, executors.SlurmRun)
     assert delayed.function.spec is spec and delayed.function.force is False  # a forced run must not restart
     assert delayed.args == () and delayed.kwargs == {}
+
+
+def test_sigterm_outside_the_training_steps_stops_at_once_and_inside_waits_for_the_trainer():
+    stop = runner._StopOnSigterm()
+    with stop.installed():
+        with pytest.raises(Preempted):  # e.g. while evaluating: records are atomic, nothing to save
+            signal.raise_signal(signal.SIGTERM)
+        with stop.training_steps():
+            stop.requested = False
+            stop.defer()
+            signal.raise_signal(signal.SIGTERM)  # only flags it: the trainer saves at its next step
+            assert stop.requested
+        with pytest.raises(Preempted):
+            stop.defer()  # a request that came before the steps began
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

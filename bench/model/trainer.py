@@ -93,6 +93,9 @@ class Checkpointing:
     every_epochs: int = 0  # 0: by time only
     every_minutes: float = 0.0  # 0: by epochs only
     stop_requested: Callable[[], bool] = field(default=lambda: False)
+    # called as the first step starts: from then on a stop request waits for the next step boundary (before, e.g. while
+    # features are cached, there is nothing to save and the requester may stop at once)
+    on_steps: Callable[[], None] = field(default=lambda: None)
 
 
 def fit(
@@ -110,6 +113,8 @@ def fit(
     every loss term, lr, grad norm, elapsed seconds).
     """
     device = ctx.device
+    # the method first: loading may re-create its parameters (Tip-Adapter-F), so the optimiser is built after
+    saved = load_method_state(checkpoint.path, method, ctx) if checkpoint and checkpoint.path.exists() else None
     params = method.trainable_parameters()
     epochs = cfg["epochs"]
     stats: dict[str, Any] = {"epochs": epochs, "steps": 0, "train_s": 0.0, "losses": {}}
@@ -126,18 +131,21 @@ def fit(
     )
     scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg["precision"] == "amp")
     state = TrainState(method, ctx, opt, sched, scaler, batches)
-    pos = state.load(checkpoint.path) if checkpoint is not None and checkpoint.path.exists() else None
+    pos = state.restore(saved) if saved is not None else None
     if pos is not None:
         stats = pos.stats
     start_epoch = pos.epoch if pos is not None else 0
     method.train()
     t0 = time.perf_counter() - stats["train_s"]
     last_save = time.monotonic()
+    if checkpoint is not None:
+        checkpoint.on_steps()
     for epoch in range(start_epoch, epochs):
         resumed = pos is not None and pos.epoch == epoch
         sums = pos.sums if resumed else _EpochSums(device)
         terms: dict[str, Tensor] = {}
-        lr = opt.param_groups[0]["lr"]  # the epoch's (first step's) learning rate, for the metrics
+        if sums.n == 0:  # the epoch's (first step's) learning rate, for the metrics
+            sums.lr = opt.param_groups[0]["lr"]
         for batch in batches.epoch(epoch, sums.n, pos.rng if resumed else None):
             with autocast(device, cfg["precision"]):
                 terms = method.loss(batch)
@@ -168,7 +176,7 @@ def fit(
         if on_epoch:
             on_epoch(epoch, mean_loss)
         if on_metrics:
-            on_metrics(sums.row(epoch, stats["steps"], lr, time.perf_counter() - t0))
+            on_metrics(sums.row(epoch, stats["steps"], time.perf_counter() - t0))
         method.train()
         if checkpoint is not None and epoch + 1 < epochs and _due(checkpoint, epoch, last_save):
             stats["train_s"] = time.perf_counter() - t0
@@ -189,13 +197,15 @@ def _due(checkpoint: Checkpointing, epoch: int, last_save: float) -> bool:
 
 
 class _EpochSums:
-    """One epoch's running sums, kept on the device (no host sync per step): loss, each term, grad norm, steps."""
+    """One epoch's running sums, kept on the device (no host sync per step): loss, each term, grad norm, steps; and
+    the lr its first step used."""
 
     def __init__(self, device: torch.device) -> None:
         self.loss = torch.zeros((), device=device)
         self.grad_norm = torch.zeros((), device=device)
         self.terms: dict[str, Tensor] = {}
         self.n = 0
+        self.lr = 0.0
 
     def add(self, loss: Tensor, terms: dict[str, Tensor], params: list[torch.nn.Parameter]) -> None:
         self.loss += loss.detach().float()
@@ -206,20 +216,20 @@ class _EpochSums:
             self.grad_norm += torch.nn.utils.get_total_norm(grads).float()
         self.n += 1
 
-    def row(self, epoch: int, step: int, lr: float, elapsed: float) -> dict[str, Any]:
+    def row(self, epoch: int, step: int, elapsed: float) -> dict[str, Any]:
         n = max(self.n, 1)
         return {"epoch": epoch + 1, "step": step, "loss": (self.loss / n).item(),
                 **{f"loss/{k}": (v / n).item() for k, v in self.terms.items()},
-                "lr": lr, "grad_norm": (self.grad_norm / n).item(),
+                "lr": self.lr, "grad_norm": (self.grad_norm / n).item(),
                 "elapsed_s": round(elapsed, 3)}  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "grad_norm": self.grad_norm, "terms": self.terms, "n": self.n}
+        return {"loss": self.loss, "grad_norm": self.grad_norm, "terms": self.terms, "n": self.n, "lr": self.lr}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: torch.device) -> _EpochSums:
         sums = cls(device)
-        sums.loss, sums.grad_norm, sums.n = state["loss"], state["grad_norm"], state["n"]
+        sums.loss, sums.grad_norm, sums.n, sums.lr = state["loss"], state["grad_norm"], state["n"], state["lr"]
         sums.terms = dict(state["terms"])
         return sums
 
@@ -266,19 +276,27 @@ class TrainState:
         }
         atomic_write(path, lambda tmp: torch.save(state, tmp))
 
-    def load(self, path: Path) -> _Position:
-        """Restore the state saved at ``path`` (tensors and plain values only: a crafted file cannot run code)."""
+    def restore(self, saved: dict[str, Any]) -> _Position:
+        """Restore the optimiser, scheduler and scaler from a saved state (the method is already restored)."""
+        self.opt.load_state_dict(saved["optimizer"])  # moves the state to the parameters' device
+        self.sched.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
         device = self.ctx.device
-        s = torch.load(path, map_location="cpu", weights_only=True)
-        self.method.load_learned_state_dict(s["method"])
-        self.method.to(device)
-        self.method.load_training_state(s["training"])
-        self.ctx.info.update(s["info"])
-        self.opt.load_state_dict(s["optimizer"])  # moves the state to the parameters' device
-        self.sched.load_state_dict(s["scheduler"])
-        self.scaler.load_state_dict(s["scaler"])
-        sums = _EpochSums.from_state({k: _to(v, device) for k, v in s["sums"].items()}, device)
-        return _Position(s["epoch"], sums, s["stats"], s["rng"])
+        sums = _EpochSums.from_state({k: _to(v, device) for k, v in saved["sums"].items()}, device)
+        return _Position(saved["epoch"], sums, saved["stats"], saved["rng"])
+
+
+def load_method_state(path: Path, method: Method, ctx: FitContext) -> dict[str, Any]:
+    """Read a saved training state and restore the method's part of it; returns the rest for :meth:`TrainState.restore`.
+
+    Tensors and plain values only (``weights_only``): a crafted file cannot run code.
+    """
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    method.load_learned_state_dict(saved["method"])
+    method.to(ctx.device)
+    method.load_training_state(_to(saved["training"], ctx.device))
+    ctx.info.update(saved["info"])
+    return saved
 
 
 def _to(value: Any, device: torch.device) -> Any:
@@ -286,6 +304,8 @@ def _to(value: Any, device: torch.device) -> Any:
         return value.to(device)
     if isinstance(value, dict):
         return {k: _to(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(v, device) for v in value)
     return value
 
 

@@ -220,13 +220,16 @@ class _StopOnSigterm:
         finally:
             signal.signal(signal.SIGTERM, previous)
 
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """During training a SIGTERM only sets the flag that the trainer polls at each step."""
+    def defer(self) -> None:
+        """From now on (the training steps) a SIGTERM only sets the flag that the trainer polls at each step."""
+        if self.requested:
+            raise Preempted("stopped by SIGTERM")
         self.training = True
+
+    @contextlib.contextmanager
+    def training_steps(self) -> Iterator[None]:
+        """Around ``fit``: whatever happens inside, a SIGTERM after it stops the run at once again."""
         try:
-            if self.requested:
-                raise Preempted("stopped by SIGTERM")
             yield
         finally:
             self.training = False
@@ -319,7 +322,7 @@ def _train_or_load(
         epochs = config["train"]["epochs"]
         train_cfg = config["train"]
         every = Checkpointing(resume, train_cfg["checkpoint_every"], train_cfg["checkpoint_minutes"],
-                              stop_requested=lambda: _STOP.requested)  # fmt: skip
+                              stop_requested=lambda: _STOP.requested, on_steps=_STOP.defer)  # fmt: skip
         if resume.exists():
             say(f"{spec.label}: resuming from {resume.name}")
 
@@ -328,7 +331,7 @@ def _train_or_load(
             say(f"{spec.label}: epoch {e + 1}/{epochs} loss {loss:.4f}")
 
         log.epoch = None if resume.exists() else 1
-        with _STOP.deferred():
+        with _STOP.training_steps():
             stats = fit(method, ctx, train_cfg, on_epoch=on_epoch, checkpoint=every, on_metrics=log.metrics)
         log.epoch = None
     log.phase = "after training"
