@@ -116,6 +116,7 @@ def test_a_run_that_fails_at_epoch_k_resumes_there_and_ends_bit_for_bit_as_an_un
     assert_same(outcome(tmp_path), expected)
 
 
+@pytest.mark.parametrize("reference", ["coop", "maple"], indirect=True)  # the two data paths
 def test_sigterm_saves_at_the_next_step_and_the_same_command_resumes_bit_for_bit(
     reference, data, tmp_path, monkeypatch
 ):
@@ -175,3 +176,17 @@ def test_sigterm_outside_the_training_steps_stops_at_once_and_inside_waits_for_t
         with pytest.raises(Preempted):
             stop.defer()  # a request that came before the steps began
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+@pytest.mark.parametrize("reference", ["coop"], indirect=True)
+def test_a_damaged_training_state_is_set_aside_and_the_run_trains_from_the_start(reference, data, tmp_path):
+    method, expected = reference
+    plan = sweep(data, tmp_path, method, dry_run=True)
+    results, (spec,) = plan.results, plan.specs
+    resume = results.resume_checkpoint(spec)
+    resume.parent.mkdir(parents=True)
+    resume.write_bytes(b"PK\x03\x04 truncated")
+    assert sweep(data, tmp_path, method).written == 2
+    assert not resume.exists() and len(list(resume.parent.glob("*.resume.pt.unreadable-*"))) == 1
+    assert "did not load" in results.log(spec).read_text()
+    assert_same(outcome(tmp_path), expected)

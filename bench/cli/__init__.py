@@ -165,6 +165,8 @@ def _print_plan(result: SweepResult) -> None:
         pending = result.pending(s)
         evs = ", ".join(f"{e.dataset}/{e.subset}" for e in s.evals)
         status = "[green]done[/]" if not pending else f"[yellow]{len(pending)} to run[/]"
+        if result.results.failure(s).exists():  # no pending evaluations: left by --skip-failed
+            status = f"{status} [red](failed before)[/]" if pending else "[red]failed before, left[/]"
         table.add_row(s.method, s.config_hash, f"{s.train_dataset}/{s.train_subset}", str(s.seed), str(s.shots), evs,
                       status)  # fmt: skip
     console.print(table)

@@ -344,6 +344,7 @@ class _batches:
         self.drop_last = n >= self.bs  # Dassl: drop the last batch only when there is more than one
         self.steps_per_epoch = steps_per_epoch(n, self.bs)
         self.gen = torch.Generator().manual_seed(ctx.seed)
+        self.epoch_start_state = self.gen.get_state()  # where the current epoch's shuffle began (for a mid-epoch save)
         if method.frozen_image_encoder:
             augment = None if cfg["augment"] == "none" else cfg["augment"]
             self.features = ctx.features(ctx.train, augment, cfg["feature_passes"], cfg["rrc_scale_min"])
@@ -360,7 +361,9 @@ class _batches:
                 drop_last=self.drop_last,
                 num_workers=workers,
                 generator=self.gen,
-                persistent_workers=workers > 0,
+                # a new iterator per epoch draws the workers' seeds from the generator at that epoch's start, so
+                # a run resumed at any epoch sees the same shuffles and augmentations (persistent workers would not)
+                persistent_workers=False,
                 pin_memory=ctx.device.type == "cuda",
             )
             self.norm = Normalizer(ctx.backbone, ctx.device)

@@ -38,16 +38,19 @@ def plot_curves(results: str | Path, out: Path, suite: str | None = None) -> lis
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     written = []
     for variant, runs in sorted(load_curves(results, suite).items()):
         fig, (ax_loss, ax_lr) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
         for name, rows in sorted(runs.items()):
             epochs = [r["epoch"] for r in rows]
-            ax_loss.plot(epochs, [r["loss"] for r in rows], label=name)
-            ax_lr.plot(epochs, [r["lr"] for r in rows], label=name)
+            ax_loss.plot(epochs, [r["loss"] for r in rows], marker=".", label=name)
+            ax_lr.plot(epochs, [r["lr"] for r in rows], marker=".", label=name)
         ax_loss.set_ylabel("training loss (epoch mean)")
         ax_lr.set_ylabel("learning rate")
+        ax_lr.set_yscale("log")  # Dassl's warm-up lr (1e-5) sits two decades below the base lr
+        ax_lr.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_lr.set_xlabel("epoch")
         ax_loss.set_title(variant)
         ax_loss.legend(fontsize="small")

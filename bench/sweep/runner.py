@@ -318,6 +318,8 @@ def _train_or_load(
     resume = spec.layout.resume_checkpoint(spec)
     if force:
         resume.unlink(missing_ok=True)
+    elif resume.exists():
+        _check_resume(resume, say)
     if method.trains:
         epochs = config["train"]["epochs"]
         train_cfg = config["train"]
@@ -341,6 +343,19 @@ def _train_or_load(
     atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
     resume.unlink(missing_ok=True)  # the final checkpoint supersedes the mid-run state
     return _Trained(method, ctx, stats, split_hash)
+
+
+def _check_resume(path: Path, say: Progress) -> None:
+    """A mid-run state that does not load is moved aside (kept) and the training starts over, rather than failing
+    every retry."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("version") != 1:
+            raise ValueError("not a training state of this adaptbench")
+    except Exception as e:  # truncated, refused by weights_only, another version: all mean "train from the start"
+        aside = set_aside(path, f".unreadable-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}")
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        say(f"warning: training state {path} did not load ({reason}); moved to {aside.name}, training from the start")
 
 
 def _load_checkpoint(path: Path, method: Method, device: torch.device, say: Progress) -> dict[str, Any] | None:
