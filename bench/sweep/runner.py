@@ -43,7 +43,7 @@ from bench.datasets.base import (
     subset_classnames,
     tip_fewshot,
 )
-from bench.errors import BenchError, DataError, Preempted
+from bench.errors import BenchError, ConfigError, DataError, Preempted
 from bench.io import atomic_write, atomic_write_json, atomic_write_text, digest, lock, set_aside
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
@@ -134,8 +134,9 @@ def run_one(
 ) -> int:
     """Execute one RunSpec; returns the number of records written.
 
-    Raises :class:`RunFailed` (after writing the run's failure record) if anything in the run raises, and
-    :class:`~bench.errors.Preempted` if SIGTERM stopped it (its training state saved first).
+    Raises :class:`RunFailed` (after writing the run's failure record) if anything in the run raises, except a
+    :class:`~bench.errors.ConfigError` (bad input: raised as is), and :class:`~bench.errors.Preempted` if SIGTERM
+    stopped it (its training state saved first).
     """
     load_plugins(spec.plugins)  # a pool or Slurm worker starts without the user's plugins
     log = RunLog(spec)
@@ -146,6 +147,8 @@ def run_one(
     except Preempted as e:
         say(f"{spec.label}: {e}")
         raise Preempted(f"{spec.label}: {e}") from None
+    except ConfigError:  # bad input found only once a run starts (a --pretrained file that is not weights): every
+        raise  # run would fail the same way, so it stops the sweep with its one line, as bad input does
     except Exception as e:
         if isinstance(e, torch.OutOfMemoryError):
             bs = spec.config["train"]["batch_size"]
