@@ -48,6 +48,8 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         # that asks for it); N = N passes cycled (N times fewer image-encoder passes; not the official statistics)
         "feature_passes": 0,
         "num_workers": 4,
+        "checkpoint_every": 0,  # save a resumable training state every N epochs (0: by time only)
+        "checkpoint_minutes": 10.0,  # ... and every M minutes of training (0: by epochs only); SIGTERM saves at once
     },
     "eval": {"batch_size": 256},
 }
@@ -61,7 +63,12 @@ def dassl_sgd(lr: float, epochs: int, batch_size: int, warmup_epochs: int = 1, *
 
 
 # Keys that change speed, not results: left out of the config hash so they never split a sweep.
-NON_RESULT_KEYS = {("train", "num_workers"), ("eval", "batch_size")}
+NON_RESULT_KEYS = {
+    ("train", "num_workers"),
+    ("eval", "batch_size"),
+    ("train", "checkpoint_every"),
+    ("train", "checkpoint_minutes"),
+}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -229,6 +236,8 @@ RANGES: dict[str, Range] = {
     "train.feature_passes": Range(0, what="augmented feature passes (0: one per epoch)"),
     "train.views": Range(1, 2, "augmented views per image"),
     "train.num_workers": Range(0, what="data-loading workers"),
+    "train.checkpoint_every": Range(0, what="epochs between checkpoints"),
+    "train.checkpoint_minutes": Range(0, what="minutes between checkpoints"),
     "eval.batch_size": Range(1, what="images per evaluation batch"),
 }
 

@@ -11,3 +11,10 @@ class DataError(BenchError):
 
 class ConfigError(BenchError):
     """An unknown name or an invalid configuration value."""
+
+
+class Preempted(BaseException):
+    """A stop request (SIGTERM) ended a run after its state was saved; the same command resumes it.
+
+    A ``BaseException`` like ``KeyboardInterrupt``: an interruption, never recorded as a failed run.
+    """

@@ -145,6 +145,12 @@ class PromptSRC(Method):
         for k, v in current.items():
             self._gpa[k] += w * v
 
+    def training_state(self) -> dict[str, Any]:
+        return {"gpa": self._gpa}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self._gpa = state.get("gpa")
+
     def after_training(self, ctx: FitContext) -> None:
         if self._gpa is None:
             return

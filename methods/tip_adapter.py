@@ -274,6 +274,12 @@ class TipAdapterF(TipAdapter):
         if self._best is None or acc > self._best[0]:
             self._best = (acc, epoch + 1, self.adapter.detach().clone())
 
+    def training_state(self) -> dict[str, Any]:
+        return {"best": self._best}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self._best = state.get("best")
+
     def after_training(self, ctx: FitContext) -> None:
         if self._best is not None:
             acc, epoch, weights = self._best

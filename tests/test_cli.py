@@ -196,15 +196,19 @@ def test_unreadable_image_names_the_file(tmp_path):
     bad = root / "dtd" / "images" / split["test"][0][0]
     bad.write_bytes(bad.read_bytes()[:40])  # truncated file
     r = bench(*run_args(root, tmp_path / "res", "--datasets", "dtd", "--method", "zeroshot"))
-    assert r.exit_code == 2, r.output
-    assert bad.name in r.output.replace("\n", "")
+    assert r.exit_code == 1, r.output  # a failed run (recorded), not bad input
+    (failure,) = (tmp_path / "res" / "runs").rglob("failure.json")
+    assert bad.name in json.loads(failure.read_text())["error"]
+    assert "1 failed run(s)" in r.output and "Traceback" not in r.output
     assert not list((tmp_path / "res").rglob("*.tmp"))  # nothing half written
 
 
 def test_nan_loss_stops_with_the_fix(data, tmp_path):
     r = bench(*run_args(data, tmp_path, "--method", "coop", "--datasets", "dtd",
                         "--cfg-options", "train.lr=1e400", "train.epochs=3", "train.warmup_epochs=0"))  # fmt: skip
-    assert r.exit_code == 2 and "train.lr" in r.output
+    assert r.exit_code == 1 and "train.lr" in r.output.replace("\n", "")
+    (failure,) = (tmp_path / "runs").rglob("failure.json")
+    assert "lower the learning rate (--cfg-options train.lr=...)" in json.loads(failure.read_text())["error"]
     assert not (tmp_path / "records").exists()
 
 

@@ -65,6 +65,13 @@ def run(
     ] = None,
     force: Annotated[bool, typer.Option(help="Re-run runs that already have records.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the plan (runs to do, runs done) and exit.")] = False,
+    fail_fast: Annotated[
+        bool, typer.Option(help="Stop at the first run that fails (default: record it, go on).")
+    ] = False,
+    skip_failed: Annotated[bool, typer.Option(help="Leave runs that failed before (default: retry them).")] = False,
+    logger: Annotated[
+        str | None, typer.Option(help="Also mirror each run's metrics to tensorboard and/or wandb (comma list).")
+    ] = None,
     executor: Annotated[str, typer.Option(help="local | pool (one worker per GPU) | slurm (submitit).")] = "local",
     gpus: Annotated[str | None, typer.Option(help="pool: GPU ids, e.g. 0,1,2,3 (default: all visible).")] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition.")] = None,
@@ -100,17 +107,39 @@ def run(
                 datasets=datasets.split(",") if datasets else None, seeds=parse_ints(seeds, "seeds"),
                 shots=parse_ints(shots, "shots") if shots else None, backbone=backbone, pretrained=pretrained,
                 data_root=data_root, results=results, options=[*(cfg_options or []), *extra], config=config,
-                plugins=plugin or (), force=force, dry_run=dry_run, executor=runner,
+                plugins=plugin or (), force=force, dry_run=dry_run, fail_fast=fail_fast, skip_failed=skip_failed,
+                loggers=logger.split(",") if logger else (), executor=runner,
                 on_plan=lambda r: (on_plan(r), None if dry_run else bar.start(len(r.todo))),
                 on_message=bar.on_message, on_done=bar.on_done,
             )  # fmt: skip
         if dry_run:
             return
+        if result.skipped_failed:
+            console.print(f"[yellow]{len(result.skipped_failed)} run(s) that failed before were left "
+                          "(--skip-failed)[/]: `bench report` lists them")  # fmt: skip
+        if result.failed:
+            _print_failures(result)
+            raise typer.Exit(1)
         if executor == "slurm":
             console.print(f"submitted {len(result.todo)} Slurm jobs → `bench report` when they finish; "
                           "`bench run` again resubmits only missing runs")  # fmt: skip
         else:
             console.print(f"[green]done[/]: {result.written} records in {result.seconds:.0f}s → `bench report`")
+
+
+def _print_failures(result: SweepResult) -> None:
+    """The failed runs of this sweep: what, where it stopped, the error line, and the files that say more."""
+    table = Table(title=f"{len(result.failed)} failed run(s)", title_style="bold red")
+    table.add_column("run", no_wrap=True)  # what a user greps for: never cut
+    table.add_column("stopped in")
+    table.add_column("error", ratio=1)
+    table.add_column("traceback", overflow="fold", ratio=1)
+    for spec, f in result.failed:
+        where = f.phase + (f" (epoch {f.epoch})" if f.epoch else "")
+        table.add_row(escape(f.label), where, escape(f.error), escape(str(result.results.traceback(spec))))
+    console.print(table)
+    console.print(f"{result.written} records written; re-run the same command to retry the failed runs "
+                  "(--skip-failed leaves them); log.txt beside each traceback")  # fmt: skip
 
 
 class SweepProgress:
@@ -157,6 +186,8 @@ def _print_plan(result: SweepResult) -> None:
         pending = result.pending(s)
         evs = ", ".join(f"{e.dataset}/{e.subset}" for e in s.evals)
         status = "[green]done[/]" if not pending else f"[yellow]{len(pending)} to run[/]"
+        if result.results.failure(s).exists():  # no pending evaluations: left by --skip-failed
+            status = f"{status} [red](failed before)[/]" if pending else "[red]failed before, left[/]"
         table.add_row(s.method, s.config_hash, f"{s.train_dataset}/{s.train_subset}", str(s.seed), str(s.shots), evs,
                       status)  # fmt: skip
     console.print(table)
@@ -213,6 +244,7 @@ def report(
                 "tables with --protocol (and --suite)"
             )
         lists = {"missing": "Missing runs (left out of every average)",
+                 "failed": "Failed runs (left out of every average; `bench run` retries them)",
                  "unreadable": "Unreadable records (skipped; `bench run` redoes them)"}  # fmt: skip
         for name, table in tables.items():
             if format == "csv" and out is not None:
@@ -241,9 +273,11 @@ def report(
                 if format != "csv":
                     console.print(render(c.per_dataset(), "table"), highlight=False, markup=False, soft_wrap=True)
         if out:
+            from bench.report.curves import plot_curves
             from bench.report.write import write_comparisons, write_report
 
             paths = write_report(tables, out, layout, interval) + write_comparisons(comparisons, out)
+            paths += plot_curves(results, out, suite)
             console.print(f"wrote {len(paths)} files to {out}")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -23,8 +25,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Preempted
 from bench.progress import Advance, Reporter, reporting
+
+# Exit codes: 2 bad input, 1 some runs failed (their records say why), 130 Ctrl-C, 143 SIGTERM (state saved: resume).
+EXIT_PREEMPTED = 143
 
 console = Console()
 err_console = Console(stderr=True)
@@ -50,12 +55,17 @@ PluginOpt = Annotated[
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Bad input → one red line and exit code 2; Ctrl-C → exit 130 with how to resume."""
+    """Bad input → one red line and exit code 2; Ctrl-C → exit 130 with how to resume; SIGTERM → exit 143 with the
+    command that resumes."""
     try:
         yield
     except BenchError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except Preempted as e:
+        command = shlex.join(["bench", *sys.argv[1:]])
+        err_console.print(f"[yellow]stopped[/]: {escape(str(e))}; resume with: {escape(command)}", soft_wrap=True)
+        raise typer.Exit(EXIT_PREEMPTED) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished records are kept; run the same command again to resume")
         raise typer.Exit(130) from None

@@ -183,6 +183,13 @@ class Method(nn.Module):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
+    def training_state(self) -> dict[str, Any]:
+        """What ``after_epoch`` carries from one epoch to the next (e.g. a running average), for mid-run resume."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        pass
+
     # -- checkpointing: only what the method learned, never the frozen backbone -----------------------------------
     def learned_state_dict(self) -> dict[str, Any]:
         state = {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}

@@ -33,6 +33,7 @@ from scipy import stats
 from bench.config import NON_RESULT_KEYS
 from bench.errors import BenchError, DataError
 from bench.registry import get_method
+from bench.report.failures import load_failures, not_failed
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.plan import resolve_config
 from bench.sweep.record import KEY as RECORD_KEY
@@ -503,6 +504,8 @@ def build_report(
     if suite is not None and not planned.empty:
         planned = planned[planned["suite"] == suite]
     missing = missing_runs(records, planned)
+    failed, failed_keys = load_failures(results, suite)
+    missing = not_failed(missing, failed_keys)  # failed runs are listed (with their reason) under "failed"
     records = filter_records(records, methods, protocols, datasets)
     missing = filter_records(missing, methods, protocols, datasets)
     out: dict[str, Table | pd.DataFrame] = {}
@@ -514,6 +517,8 @@ def build_report(
                 if len(suites) > 1:
                     table.name = f"{s}_{protocol}"
                 out[table.name] = add_published(table) if paper else table
+    if not failed.empty:
+        out["failed"] = failed
     if not missing.empty:
         out["missing"] = missing
     if unreadable:

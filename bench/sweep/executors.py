@@ -2,7 +2,8 @@
 Slurm through submitit (:class:`SlurmExecutor`).
 
 All call :func:`bench.sweep.runner.run_one` on a picklable :class:`~bench.sweep.plan.RunSpec`; records are written
-atomically, so any mix of executors and interruptions leaves a consistent results folder.
+atomically, so any mix of executors and interruptions leaves a consistent results folder. A run that fails has written
+its failure record; executors go on to the next run unless ``fail_fast``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from bench.errors import ConfigError
 from bench.model.backbone import default_device
 from bench.sweep.plan import RunSpec
-from bench.sweep.runner import run_one
+from bench.sweep.runner import RunFailed, run_one
 
 OnMessage = Callable[[str], None]
 OnDone = Callable[[RunSpec, int], None]
@@ -33,12 +34,15 @@ def ignore_done(spec: RunSpec, n: int) -> None:
 
 
 class Executor(Protocol):
-    """Runs specs; returns the number of records written (0 when it only submits, like Slurm)."""
+    """Runs specs; returns the number of records written (0 when it only submits, like Slurm).
+
+    A failed run counts as done with 0 records (its failure record is written); ``fail_fast`` stops at the first.
+    """
 
     name: str
 
     def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
-            on_done: OnDone = ignore_done) -> int: ...  # fmt: skip
+            on_done: OnDone = ignore_done, fail_fast: bool = False) -> int: ...  # fmt: skip
 
 
 @dataclass
@@ -53,11 +57,17 @@ class LocalExecutor:
             check_device(self.device)  # a bad --device fails before planning, not after the first run
 
     def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
-            on_done: OnDone = ignore_done) -> int:  # fmt: skip
+            on_done: OnDone = ignore_done, fail_fast: bool = False) -> int:  # fmt: skip
         device = check_device(self.device or default_device())
         total = 0
         for spec in specs:
-            n = run_one(spec, device, on_message, force)
+            try:
+                n = run_one(spec, device, on_message, force)
+            except RunFailed:
+                on_done(spec, 0)
+                if fail_fast:
+                    break
+                continue
             total += n
             on_done(spec, n)
         return total
@@ -100,7 +110,7 @@ class PoolExecutor:
     name: str = "pool"
 
     def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
-            on_done: OnDone = ignore_done) -> int:  # fmt: skip
+            on_done: OnDone = ignore_done, fail_fast: bool = False) -> int:  # fmt: skip
         import torch
 
         gpus = list(self.gpus) if self.gpus else [str(i) for i in range(torch.cuda.device_count())]
@@ -114,14 +124,23 @@ class PoolExecutor:
         with ProcessPoolExecutor(len(gpus), mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
             futures = {pool.submit(_pool_run, s, force): s for s in specs}
             for fut in as_completed(futures):
-                n = fut.result()
+                try:
+                    n = fut.result()
+                except RunFailed:
+                    on_done(futures[fut], 0)
+                    if fail_fast:
+                        pool.shutdown(cancel_futures=True)  # runs already started finish; the rest never start
+                        break
+                    continue
                 total += n
                 on_done(futures[fut], n)
         return total
 
 
 class SlurmRun:
-    """A submitit callable: runs one spec; on preemption or timeout it is requeued and resumes from its checkpoint."""
+    """A submitit callable: runs one spec. On preemption or timeout submitit calls :meth:`checkpoint` and requeues
+    what it returns — this run again, which continues from its last mid-run training state
+    (``train.checkpoint_every`` / ``train.checkpoint_minutes``) or its final checkpoint."""
 
     def __init__(self, spec: RunSpec, force: bool = False) -> None:
         self.spec, self.force = spec, force
@@ -149,7 +168,9 @@ class SlurmExecutor:
     jobs: list[Any] = field(default_factory=list)
 
     def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
-            on_done: OnDone = ignore_done) -> int:  # fmt: skip
+            on_done: OnDone = ignore_done, fail_fast: bool = False) -> int:  # fmt: skip
+        """Submit every spec as one job array; with ``wait``, collect them (a failed job has its failure record).
+        ``fail_fast`` has no effect on jobs already queued."""
         import submitit
 
         if not specs:
@@ -171,7 +192,10 @@ class SlurmExecutor:
             return 0
         total = 0
         for job, spec in zip(self.jobs, specs):
-            n = job.result()
+            try:
+                n = job.result()
+            except Exception:  # submitit wraps the job's RunFailed; the job wrote its failure record
+                n = 0
             total += n
             on_done(spec, n)
         return total

@@ -6,6 +6,10 @@
       records/<suite>/<protocol>/<method>-<config hash>/<backbone>__<weights>/<dataset>__<subset>/shots<k>_seed<s>.json
                                                                        ... shots<k>_seed<s>.yaml  its resolved config
       checkpoints/<method>-<config hash>/<backbone>__<weights>/<train dataset>__<subset>/shots<k>_seed<s>.pt
+                                                        (.resume.pt beside it: the mid-run state, until the run ends)
+      runs/<suite>/<method>-<config hash>/<backbone>__<weights>/<train dataset>__<subset>/shots<k>_seed<s>/
+          log.txt  metrics.jsonl  tensorboard/          what a run said and measured, per epoch
+          failure.json  traceback.txt                   why a run failed (removed when it succeeds)
       splits/<suite>/<dataset>/shot<k>_seed<s>.json     the few-shot draws (portable JSON with a hash; _tip.json: Tip's)
       cache/                                            decoded images and frozen features, shared by runs
       plans/plan-<timestamp>.json                       what each `bench run` planned (for the missing-runs list)
@@ -69,6 +73,42 @@ class ResultsLayout:
             self.root / "checkpoints" / self.run_dir(spec) / f"{spec.train_dataset}__{spec.train_subset}"
             / f"shots{spec.shots}_seed{spec.seed}.pt"
         )  # fmt: skip
+
+    def resume_checkpoint(self, spec: RunSpec) -> Path:
+        """The mid-run training state (optimiser, scheduler, RNGs, ...), deleted once the final checkpoint exists."""
+        return self.checkpoint(spec).with_suffix(".resume.pt")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def run_files(self, spec: RunSpec) -> Path:
+        """The folder of one run's log, metrics and failure files."""
+        return (
+            self.runs_dir / spec.suite / self.run_dir(spec) / f"{spec.train_dataset}__{spec.train_subset}"
+            / f"shots{spec.shots}_seed{spec.seed}"
+        )  # fmt: skip
+
+    def log(self, spec: RunSpec) -> Path:
+        return self.run_files(spec) / "log.txt"
+
+    def metrics(self, spec: RunSpec) -> Path:
+        return self.run_files(spec) / "metrics.jsonl"
+
+    def tensorboard(self, spec: RunSpec) -> Path:
+        return self.run_files(spec) / "tensorboard"
+
+    def failure(self, spec: RunSpec) -> Path:
+        return self.run_files(spec) / "failure.json"
+
+    def traceback(self, spec: RunSpec) -> Path:
+        return self.run_files(spec) / "traceback.txt"
+
+    def failures(self) -> Iterator[Path]:
+        return iter(sorted(self.runs_dir.rglob("failure.json")))
+
+    def metric_files(self) -> Iterator[Path]:
+        return iter(sorted(self.runs_dir.rglob("metrics.jsonl")))
 
     def run_lock(self, spec: RunSpec) -> Path:
         """The path whose ``.lock`` file serialises one run across processes (beside its checkpoint)."""

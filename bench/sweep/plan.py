@@ -52,6 +52,7 @@ class RunSpec:
     results: str
     options: dict[str, Any] = field(default_factory=dict)  # the user's --cfg-options: the variant name in reports
     plugins: list[str] = field(default_factory=list)  # imported by every worker before the run (extra methods)
+    loggers: list[str] = field(default_factory=list)  # --logger: tensorboard / wandb mirrors of metrics.jsonl
 
     @property
     def backbone_tag(self) -> str:

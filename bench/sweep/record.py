@@ -108,3 +108,37 @@ def record_ok(path: Path, heal: bool = True) -> bool:
         if heal:
             set_aside(path)
         return False
+
+
+@dataclass
+class Failure:
+    """Why a run has no records: written beside its log when it raises, read by the sweep's summary and the report.
+
+    ``keys`` are the record keys the run still owed (what the report would otherwise call missing).
+    """
+
+    label: str
+    method: str
+    config_hash: str
+    suite: str
+    train_dataset: str
+    seed: int
+    shots: int
+    error: str  # one line: the exception type and the first line of its message
+    phase: str  # data | build | train | evaluate ... : where it stopped
+    epoch: int | None  # the epoch it stopped in (training only)
+    traceback: str  # the traceback file, relative to this file's folder
+    keys: list[dict[str, Any]]
+    config: dict[str, Any]
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Failure:
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataError(f"failure record {path} is unreadable ({e}); delete it") from None

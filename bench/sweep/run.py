@@ -24,6 +24,8 @@ from bench.registry import METHODS, get_method, load_plugins, parse_names
 from bench.sweep.executors import Executor, LocalExecutor, OnDone, OnMessage, ignore_done, ignore_message
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.plan import EvalSpec, RunSpec, parse_protocols, plan
+from bench.sweep.record import Failure
+from bench.sweep.runlog import check_loggers
 from bench.sweep.suites import Suite, resolve_data_root
 
 
@@ -38,6 +40,8 @@ class SweepResult:
     to_run: dict[int, list[EvalSpec]] = field(default_factory=dict)  # id(spec) -> its evaluations to (re)do
     written: int = 0
     seconds: float = 0.0
+    failed: list[tuple[RunSpec, Failure]] = field(default_factory=list)  # runs of this sweep that raised
+    skipped_failed: list[RunSpec] = field(default_factory=list)  # runs that failed before, left by skip_failed
 
     @property
     def todo(self) -> list[RunSpec]:
@@ -129,6 +133,9 @@ def run_sweep(
     plugins: Sequence[str] = (),
     force: bool = False,
     dry_run: bool = False,
+    fail_fast: bool = False,
+    skip_failed: bool = False,
+    loggers: Sequence[str] = (),
     executor: Executor | None = None,
     on_plan: Callable[[SweepResult], None] | None = None,
     on_message: OnMessage = ignore_message,
@@ -142,8 +149,13 @@ def run_sweep(
     ``data_root``, else ``$BENCH_DATA``, else the suite's own (the toy suite generates its datasets on first use).
     ``on_plan`` sees the plan before anything runs (the CLI prints it); ``dry_run`` stops there. Raises
     :class:`~bench.errors.BenchError` on bad input, before any run starts.
+
+    A run that raises writes a failure record and the sweep goes on (``fail_fast``: stops at the first); the result's
+    ``failed`` lists them. Runs that failed before are retried, unless ``skip_failed``. ``loggers``: ``tensorboard``
+    and/or ``wandb`` mirror each run's metrics.jsonl.
     """
     load_plugins(plugins)
+    logger_names = check_loggers(list(loggers))
     _check(seeds, shots, Path(results))
     method_names = parse_names(methods if isinstance(methods, str) else ",".join(methods), METHODS)
     protocol_names = parse_protocols(protocols if isinstance(protocols, str) else ",".join(protocols))
@@ -157,9 +169,14 @@ def run_sweep(
                  Path(results), names, backbone, pretrained, opts, origins)  # fmt: skip
     for s in specs:
         s.plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins]
+        s.loggers = logger_names
     # each record is read once here; a dry run only looks (damaged records are set aside by a real run)
     to_run = {id(s): s.evals if force else s.pending(heal=not dry_run) for s in specs}
-    result = SweepResult(the_suite, root, ResultsLayout(results), specs, to_run)
+    layout = ResultsLayout(results)
+    skipped = [s for s in specs if skip_failed and not force and to_run[id(s)] and layout.failure(s).exists()]
+    for s in skipped:
+        to_run[id(s)] = []
+    result = SweepResult(the_suite, root, layout, specs, to_run, skipped_failed=skipped)
     todo = result.todo
     if on_plan:
         on_plan(result)
@@ -175,7 +192,10 @@ def run_sweep(
     preflight(needed_datasets(todo), root)  # a missing folder fails now, not an hour in
     result.results.remove_stale_temp_files()  # what killed processes left half written (never counted as done)
     result.results.write_plan(k for s in specs for k in s.record_keys())
-    t0 = time.perf_counter()
-    result.written = (executor or LocalExecutor()).run(todo, force, on_message, on_done)
+    t0, started = time.perf_counter(), time.time()
+    result.written = (executor or LocalExecutor()).run(todo, force, on_message, on_done, fail_fast=fail_fast)
     result.seconds = time.perf_counter() - t0
+    # failure records this sweep wrote (a run stopped by fail_fast, or still queued on Slurm, may have an older one)
+    new = [s for s in todo if layout.failure(s).exists() and layout.failure(s).stat().st_mtime >= started - 1]
+    result.failed = [(s, Failure.load(layout.failure(s))) for s in new]
     return result
