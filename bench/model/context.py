@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -73,10 +72,8 @@ def evaluate(
             for i in range(0, len(feats), batch_size):
                 preds.append(method(features=feats[i : i + batch_size].to(device)).argmax(-1))
         else:
-            arr = caches.images(items, backbone.image_size)
             norm = Normalizer(backbone, device)
-            for i in range(0, len(arr), batch_size):
-                x = torch.from_numpy(np.array(arr[i : i + batch_size]))
+            for x in caches.images(items, backbone.image_size).batches(batch_size):  # one batch in memory
                 preds.append(method(images=norm(x)).argmax(-1))
     correct = (torch.cat(preds) == labels).float()
     n = len(classnames)
