@@ -42,3 +42,40 @@ def test_cocoop_small_class_lists_keep_whole_batches(tiny_backbone, monkeypatch,
     with torch.no_grad():
         m(features=torch.randn(8, tiny_backbone.embed_dim))
     assert max(calls) <= 1024 and sum(calls) == 8 * n_cls
+
+
+def _record(seed: int, accuracy: float) -> dict:
+    from bench.sweep.record import KEY
+
+    key = {k: "x" for k in KEY} | {"seed": seed, "shots": 16, "protocol": "base2novel", "subset": "base"}
+    return {**key, "accuracy": accuracy, "train_dataset": "x", "options": {"train.lr": 0.1}, "per_class_accuracy": {}}
+
+
+def test_the_report_reads_changed_records_again_and_only_those(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from bench.report import tables as report
+    from bench.sweep.record import Record
+
+    folder = tmp_path / "records" / "real"
+    folder.mkdir(parents=True)
+    for seed in range(3):
+        (folder / f"r{seed}.json").write_text(json.dumps(_record(seed, 50.0 + seed)))
+    (folder / "bad.json").write_text("{half")
+    first = report.load_records(tmp_path)
+    assert sorted(first["accuracy"]) == [50.0, 51.0, 52.0] and set(first["variant"]) == {"train.lr=0.1"}
+
+    reads: list[str] = []
+    read = Record.read
+    monkeypatch.setattr(Record, "read", staticmethod(lambda p: reads.append(os.path.basename(p)) or read(p)))
+    (folder / "r1.json").write_text(json.dumps(_record(1, 99.0)))  # rewritten (new mtime)
+    (folder / "r2.json").unlink()
+    unreadable: list = []
+    again = report.load_records(tmp_path, unreadable=unreadable)
+    assert sorted(again["accuracy"]) == [50.0, 99.0]
+    assert sorted(reads) == ["bad.json", "r1.json"]  # the unchanged record came from the index
+    assert [os.path.basename(p) for p, _ in unreadable] == ["bad.json"]  # listed every time
+
+    (tmp_path / "cache" / "records-index.json").write_text("[not an index")  # damaged: ignored, rebuilt
+    assert sorted(report.load_records(tmp_path)["accuracy"]) == [50.0, 99.0]
