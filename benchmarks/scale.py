@@ -7,9 +7,9 @@ training files, the 50k validation set, Sketch's 50,889, …; 16-px images), 25,
 decoded-image caches of the test sets at 224 px (7.5 GB each; deleted at the end unless ``--keep``). Every step runs
 in a fresh process and is timed from its start, imports included (the ``import`` row); wall time under load is
 noisy, CPU time (user + system) much less; peak RSS is ``ru_maxrss``. Where
-the model is not the point the backbone is ``scale-tiny-224`` (random weights, 224-px input, 2 small blocks per
-tower); CoCoOp's text encoder is ViT-B/16's (random weights). ``*-before`` rows run the code this branch replaced,
-reproduced below, at a size this machine survives. Accuracies here mean nothing (random weights, simulated data).
+the model is not the point the backbone is ``scale-tiny-224`` (random weights, 224-px input, 12 narrow blocks per
+tower, so the adapter methods' layer settings fit); CoCoOp's text encoder is ViT-B/16's (random weights).
+``*-before`` rows run the code this branch replaced, reproduced below, at a size this machine survives. Accuracies here mean nothing (random weights, simulated data).
 Targets (issue 23): peak RSS <= 4 GB per step at 224 px, planning <= 30 s, report over 25k records <= 10 s, record
 lookup linear in the records checked.
 """
@@ -34,8 +34,8 @@ from typing import Any
 ARCH = "scale-tiny-224"
 TINY_224 = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    "vision_cfg": {"image_size": 224, "layers": 12, "width": 64, "patch_size": 32, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 12},
 }
 N_RECORDS = 25_000
 
@@ -206,7 +206,8 @@ def step(name: str, args: argparse.Namespace) -> str:  # noqa: C901 (one branch 
         if root.exists():
             return "exists (reused)"
         _cli("data", "synth", str(root), "--size", "16", "--scale", str(args.synth_scale))
-        return f"{sum(1 for _ in (root / 'imagenet/images/train').rglob('*.JPEG')):,} ImageNet train files"
+        train = root / "imagenet/images/train"
+        return f"{sum(len(os.listdir(train / d)) for d in os.listdir(train)):,} ImageNet train files"
     if name == "plan":
         _cli(
             "run",
@@ -292,6 +293,10 @@ def step(name: str, args: argparse.Namespace) -> str:  # noqa: C901 (one branch 
         return _evaluate("coop", *_test_items(root, "imagenet", n))
     if name == "eval-sketch-coop":
         return _evaluate("coop", *_test_items(root, "imagenet_sketch", None if n >= 50_000 else n))
+    if name == "eval-imagenet-mma":
+        return _evaluate("mma", *_test_items(root, "imagenet", n)) + ", from the image store"
+    if name == "eval-sketch-mma":
+        return _evaluate("mma", *_test_items(root, "imagenet_sketch", None if n >= 50_000 else n)) + ", image store"
     if name in ("cocoop-before", "cocoop"):
         import bench.methods.cocoop as cocoop
 
@@ -306,7 +311,7 @@ def step(name: str, args: argparse.Namespace) -> str:  # noqa: C901 (one branch 
 STEPS = ["import", "synth", "plan", "records", "plan-25k", "lookup-5k", "lookup-25k", "report-before", "report-cold",
          "report-warm", "draw",
          "images-before", "images", "read-before", "read", "features", "eval-imagenet-zeroshot", "eval-imagenet-coop",
-         "eval-sketch-coop", "cocoop-before", "cocoop"]  # fmt: skip
+         "eval-sketch-coop", "eval-imagenet-mma", "eval-sketch-mma", "cocoop-before", "cocoop"]  # fmt: skip
 WORK = Path("/work/scale-data")
 
 
