@@ -19,6 +19,8 @@ from bench.registry import register_method
 
 from .coop import CoOp
 
+TEXT_SEQUENCES = 1024  # text-encoder batch limit (images x classes) per call
+
 
 @register_method("cocoop")
 class CoCoOp(CoOp):
@@ -49,7 +51,16 @@ class CoCoOp(CoOp):
         )  # fmt: skip
 
     def logits_from_features(self, image_features: Tensor, text: Tensor | None = None) -> Tensor:
-        """Per-image prompts: ``text`` cannot be shared across images, so it is ignored."""
+        """Per-image prompts: ``text`` cannot be shared across images, so it is ignored.
+
+        The text encoder sees at most ``TEXT_SEQUENCES`` sequences per call (whole images' class lists): at ImageNet's
+        1,000 classes an evaluation batch of 256 images would otherwise be 256,000 sequences at once (tens of GB).
+        Each sequence is encoded on its own either way, so the chunks change no result.
+        """
+        rows = max(1, TEXT_SEQUENCES // max(1, len(self.classnames)))
+        return torch.cat([self._logits(f) for f in image_features.split(rows)])
+
+    def _logits(self, image_features: Tensor) -> Tensor:
         f = normalize(image_features)
         prompts = self.prompt.embeddings(shift=self.meta_net(f.to(self.prompt.ctx.dtype)))  # (B, C, L, width)
         b, c = prompts.shape[:2]

@@ -141,7 +141,7 @@ def test_caches_follow_the_files_and_the_weights_not_just_their_names(tmp_path: 
     Image.fromarray(np.full((40, 40, 3), 255, np.uint8)).save(path)  # the same path, new content
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # a later write, surely
     caches_module._FINGERPRINTS.clear()  # as in the next process: fingerprints are computed once per process
-    assert caches.images(items, backbone.image_size).max() == 255
+    assert np.asarray(caches.images(items, backbone.image_size)).max() == 255
     after = caches.features(backbone, items, torch.device("cpu"))[0]
     assert not torch.allclose(before, after)
     other = load_backbone("bench-tiny", "none")  # same name "bench-tiny/none", other random weights

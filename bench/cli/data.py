@@ -72,3 +72,25 @@ def check_cmd(
     # Named datasets must all be usable; with no names, only the datasets present count (absent ones are listed).
     if any(not r.usable and (wanted or r.found) for r in rows):
         raise typer.Exit(1)
+
+
+@data_app.command("synth")
+def synth_cmd(
+    root: Annotated[Path, typer.Argument(help="new folder to write (must not exist, or be empty)")],
+    datasets: Annotated[
+        str | None, typer.Option("--datasets", "-d", help="comma list (default: all 15 of the benchmark)")
+    ] = None,
+    size: Annotated[int, typer.Option(help="image side in pixels")] = 16,
+    scale: Annotated[float, typer.Option(help="fraction of the real split sizes (class counts stay real)")] = 1.0,
+) -> None:
+    """Write a SIMULATED data root: the real datasets' class counts and split sizes, tiny hard-linked images.
+
+    For measuring the harness at scale (`benchmarks/scale.py`); accuracies on it mean nothing.
+    """
+    from bench.data.synth import synth
+    from bench.data.tables import BENCHMARK
+
+    with user_errors():
+        names = [d for d in datasets.split(",") if d.strip()] if datasets else BENCHMARK
+        out = synth(root, names, size, scale, on_dataset=lambda n: Console(stderr=True).print(f"writing {n}"))
+    Console().print(f"simulated data root written: {out} (see {out / 'SYNTHETIC.md'})")

@@ -9,7 +9,7 @@ augmentation pass and its seed, the exact file list).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -125,6 +125,63 @@ def files_fingerprint(items: Sequence[Datum]) -> str:
 _FINGERPRINTS: dict[str, str] = {}
 
 
+class ImageStore:
+    """A uint8 ``.npy`` file of shape (N, 3, S, S), read batch by batch with plain file reads.
+
+    Not a memory map: the pages a map touches count in the process's resident memory, so one pass over ImageNet's
+    50k test images through ``np.load(mmap_mode="r")`` holds 7.5 GB at 224 px (measured: benchmarks/scale.py).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with self.path.open("rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran_order, dtype = read_header(fh)
+            self.offset = fh.tell()
+        size = self.offset + int(np.prod(shape))
+        if dtype != np.uint8 or fortran_order or len(shape) != 4 or self.path.stat().st_size != size:
+            raise ValueError(f"{self.path} is not a complete uint8 image store")
+        self.shape: tuple[int, ...] = tuple(shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Images ``start:stop`` as a fresh array (one read call)."""
+        stop = min(stop, len(self))
+        row = int(np.prod(self.shape[1:]))
+        out = np.empty((max(stop - start, 0), *self.shape[1:]), np.uint8)
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset + start * row)
+            fh.readinto(memoryview(out).cast("B"))
+        return out
+
+    def batches(self, batch_size: int) -> Iterator[Tensor]:
+        for i in range(0, len(self), batch_size):
+            yield torch.from_numpy(self.read(i, i + batch_size))
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        """All images in memory (small stores and tests only)."""
+        arr = self.read(0, len(self))
+        return arr if dtype is None else arr.astype(dtype)
+
+
+def write_npy(path: Path, shape: tuple[int, ...], batches: Iterable[np.ndarray]) -> None:
+    """Write a uint8 ``.npy`` file of ``shape`` from consecutive batches, one batch in memory at a time."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+    n = 0
+    with path.open("wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        for batch in batches:
+            fh.write(np.ascontiguousarray(batch, dtype=np.uint8).data)
+            n += len(batch)
+    if n != shape[0]:
+        raise DataError(f"image cache {path}: the loader gave {n} images, expected {shape[0]}")
+
+
 class Caches:
     """The on-disk caches under one folder: decoded test images and frozen image features, keyed by the files'
     identity (:func:`files_fingerprint`) and, for features, the backbone's weights (``Backbone.fingerprint``)."""
@@ -134,24 +191,34 @@ class Caches:
         self.num_workers = num_workers
 
     # -- decoded images ------------------------------------------------------------------------------------------
-    def images(self, items: Sequence[Datum], size: int) -> np.ndarray:
-        """uint8 array (N, 3, size, size) of the test-preprocessed images, memory-mapped from the cache."""
+    def images(self, items: Sequence[Datum], size: int) -> ImageStore:
+        """The test-preprocessed images as a uint8 (N, 3, size, size) store on disk, decoded on first use.
+
+        Written batch by batch as the loader decodes them, so building ImageNet's 50k test images (7.5 GB at 224 px)
+        holds one batch in memory, not the whole array.
+        """
         key = digest({"files": files_fingerprint(items), "size": size, "tf": "resize-centercrop-bicubic"})
         path = self.root / "images" / f"{key}.npy"
+        shape = (len(items), 3, size, size)
 
         def build() -> Callable[[Path], None]:
             loader = _loader(items, test_transform(size), 64, self.num_workers, 0)
-            parts = [np.zeros((0, 3, size, size), np.uint8)]
-            with phase(f"decoding {len(items)} images at {size} px (cached for every method)", len(items)) as done:
-                for x, *_ in loader:
-                    parts.append(x.numpy())
-                    done(len(x))
-            arr = np.concatenate(parts)
-            return lambda tmp: np.save(tmp.open("wb"), arr.astype(np.uint8))
+            what = f"decoding {len(items)} images at {size} px (cached for every method)"
 
-        def load(p: Path) -> np.ndarray | None:
-            arr = np.load(p, mmap_mode="r")
-            return arr if arr.shape == (len(items), 3, size, size) else None
+            def decoded(done: Advance) -> Iterator[np.ndarray]:
+                for x, *_ in loader:
+                    yield x.numpy()
+                    done(len(x))
+
+            def write(tmp: Path) -> None:
+                with phase(what, len(items)) as done:
+                    write_npy(tmp, shape, decoded(done))
+
+            return write
+
+        def load(p: Path) -> ImageStore | None:
+            store = ImageStore(p)
+            return store if store.shape == shape else None
 
         return _cached(path, build, load)
 
@@ -218,25 +285,26 @@ class Caches:
     ) -> Tensor:
         norm = Normalizer(backbone, device)
         if augment is None:
-            arr = self.images(items, backbone.image_size)
-            batches = (torch.from_numpy(np.array(arr[i : i + batch_size])) for i in range(0, len(arr), batch_size))
+            batches: Iterable[Tensor] = self.images(items, backbone.image_size).batches(batch_size)
         else:
             torch.manual_seed(seed)  # augmentation randomness in the main process (num_workers=0)
             tf = train_transform(backbone.image_size, augment, scale_min)
             batches = (x for x, *_ in _loader(items, tf, batch_size, self.num_workers, seed))
-        feats = []
+        feats = torch.empty(len(items), backbone.embed_dim)  # filled in place: no list of batches + cat (2x memory)
+        i = 0
         with autocast(device):
             for x in batches:
-                feats.append(backbone.encode_image(norm(x)).float().cpu())
+                feats[i : i + len(x)] = backbone.encode_image(norm(x)).float().cpu()
+                i += len(x)
                 done(len(x))
-        dim = backbone.embed_dim
-        return torch.cat(feats) if feats else torch.zeros(0, dim)
+        return feats
 
 
 def _cached(path: Path, build: Callable[[], Callable[[Path], None]], load: Callable[[Path], V | None]) -> V:
-    """``load(path)``, building the file first if it is missing: once, under a lock, computed before any file is
-    opened (``build()`` returns the writer) so a kill leaves no temp file, and renamed into place. A file that does
-    not load — truncated, foreign, the wrong shape (``load`` returns None) — is set aside and rebuilt once."""
+    """``load(path)``, building the file first if it is missing: once, under a lock, into a temp file renamed into
+    place (``build()`` returns the writer; a streaming writer fills the temp file as it computes: an exception removes
+    it, and one left by ``kill -9`` carries its writer's pid, so the next sweep removes it). A file that does not
+    load — truncated, foreign, the wrong shape (``load`` returns None) — is set aside and rebuilt once."""
     for _ in range(2):
         if not path.exists():
             with lock(path):

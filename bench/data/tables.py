@@ -177,6 +177,13 @@ PUBLISHED_COUNTS: dict[str, tuple[int | None, int | None, int | None]] = {
     "imagenet_r": (0, 0, 30_000),
 }
 
+# Classes per dataset (CoOp paper's dataset table; ImageNet-A/-R cover 200 of ImageNet's classes).
+PUBLISHED_CLASSES: dict[str, int] = {
+    "imagenet": 1000, "caltech101": 100, "oxford_pets": 37, "stanford_cars": 196, "oxford_flowers": 102,
+    "food101": 101, "fgvc_aircraft": 100, "sun397": 397, "dtd": 47, "eurosat": 10, "ucf101": 101,
+    "imagenetv2": 1000, "imagenet_sketch": 1000, "imagenet_a": 200, "imagenet_r": 200,
+}  # fmt: skip
+
 _VARIANT_STEPS = (
     "copy (or let this command copy) $DATA/imagenet/classnames.txt to $DATA/{dir}/classnames.txt, then rerun "
     "`bench data check {name}`."

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -85,10 +84,8 @@ def evaluate(
             for i in range(0, len(feats), batch_size):
                 preds.append(_checked(method(features=feats[i : i + batch_size].to(device)), method, classnames))
         else:
-            arr = caches.images(items, backbone.image_size)
             norm = Normalizer(backbone, device)
-            for i in range(0, len(arr), batch_size):
-                x = torch.from_numpy(np.array(arr[i : i + batch_size]))
+            for x in caches.images(items, backbone.image_size).batches(batch_size):  # one batch in memory
                 preds.append(_checked(method(images=norm(x)), method, classnames))
     correct = (torch.cat(preds) == labels).float()
     n = len(classnames)

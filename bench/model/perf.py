@@ -22,16 +22,12 @@ from bench.data.caches import Caches
 from bench.datasets.base import Datum
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
+from bench.model.device import PeakMemory, loader_options, synchronize
 from bench.model.method import Batch, Method
 from bench.model.trainer import build_optimizer, cast_learned, fit
 from bench.precision import Precision
 from bench.progress import phase
 from bench.registry import get_method
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _fake_items(folder: Path, n: int, n_cls: int, size: int) -> list[Datum]:
@@ -82,6 +78,7 @@ def measure(
 ) -> dict[str, float]:
     """Train and eval throughput (images/s) of one method, bare vs harness training, and its saved activations."""
     dev = torch.device(device)
+    peak = PeakMemory(dev)
     cls = get_method(method_name)
     # a dataset no method has settings for: generic defaults, no per-dataset files (CoPrompt's descriptions)
     cfg = apply_options(deep_merge(BASE_CONFIG, cls.default_config("base2novel", "perf")), options or {})
@@ -99,7 +96,7 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         with phase(f"{method_name}: writing {batch_size * steps} random test images"):
             items = _fake_items(Path(tmp), batch_size * steps, n_cls, max(size, 256))
-        caches = Caches(Path(tmp) / "cache", num_workers=cfg["train"]["num_workers"] if dev.type == "cuda" else 0)
+        caches = Caches(Path(tmp) / "cache", loader_options(dev, cfg["train"]["num_workers"])["num_workers"])
         ctx = FitContext(backbone, dev, "perf", items, items[:batch_size], names, "a photo of a {}.", 0, caches)
         if method.trains and method.trainable_parameters():
             with phase(f"{method_name}: preparing training (caches, frozen targets)"):
@@ -117,9 +114,8 @@ def measure(
                        steps + 2) as done:  # fmt: skip
                 for i in range(steps + 2):  # two warm-up steps
                     if i == 2:
-                        _sync(dev)
-                        if dev.type == "cuda":
-                            torch.cuda.reset_peak_memory_stats(dev)
+                        synchronize(dev)
+                        peak.reset()
                         t0 = time.perf_counter()
                     with precision.autocast():
                         loss = sum(method.loss(batch).values())
@@ -127,10 +123,10 @@ def measure(
                     loss.backward()
                     opt.step()
                     done(1)
-                _sync(dev)
+                synchronize(dev)
             out["train_bare_img_s"] = steps * batch_size / (time.perf_counter() - t0)
-            if dev.type == "cuda":  # the paper's memory figure: everything allocated, weights included
-                out["peak_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+            if (peak_mb := peak.mb()) is not None:  # the paper's memory figure: everything allocated, weights included
+                out["peak_mb"] = peak_mb
             with phase(f"{method_name}: timing one epoch of {len(items)} images through the harness"):
                 method.before_training(ctx)
                 stats = fit(method, ctx, cfg["train"])
@@ -139,10 +135,10 @@ def measure(
         caches.images(items, size)  # decode once, as a real sweep does before evaluating
         if method.frozen_image_encoder:
             caches.features(backbone, items, dev)
-        _sync(dev)
+        synchronize(dev)
         t0 = time.perf_counter()
         with phase(f"{method_name}: timing the evaluation of {len(items)} images"):
             evaluate(method, items, names, "a photo of a {}.", backbone, dev, caches, 256, cfg["train"]["precision"])
-            _sync(dev)
+            synchronize(dev)
         out["eval_img_s"] = len(items) / (time.perf_counter() - t0)
     return out

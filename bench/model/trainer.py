@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from bench.data.caches import ImageDataset, Normalizer, train_transform
 from bench.errors import BenchError, Preempted
 from bench.io import atomic_write
+from bench.model.device import loader_options
 from bench.model.method import Batch, Method
 from bench.precision import Precision
 
@@ -373,7 +374,6 @@ class _batches:
             self.labels = torch.tensor([d.label for d in ctx.train])
         else:
             tf = train_transform(ctx.backbone.image_size, cfg["augment"], cfg["rrc_scale_min"])
-            workers = cfg["num_workers"] if ctx.device.type == "cuda" else 0  # CPU: workers only steal compute
             self.loader = DataLoader(
                 # train.views (only in the configs of methods that use a second view, e.g. CoPrompt; absent = 1,
                 # so adding it changed no other method's config hash)
@@ -381,12 +381,8 @@ class _batches:
                 batch_size=self.bs,
                 shuffle=True,
                 drop_last=self.drop_last,
-                num_workers=workers,
                 generator=self.gen,
-                # a new iterator per epoch draws the workers' seeds from the generator at that epoch's start, so
-                # a run resumed at any epoch sees the same shuffles and augmentations (persistent workers would not)
-                persistent_workers=False,
-                pin_memory=ctx.device.type == "cuda",
+                **loader_options(ctx.device, cfg["num_workers"]),
             )
             self.norm = Normalizer(ctx.backbone, ctx.device)
 

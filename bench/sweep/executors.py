@@ -93,7 +93,8 @@ def check_device(device: str) -> str:
 
 
 def _init_worker(queue: Any) -> None:
-    # Pin this worker to one GPU before anything touches CUDA.
+    """Pin this worker process to the next GPU id of ``queue`` before anything touches CUDA: its ``cuda`` is then
+    that GPU, whatever the id."""
     gpu = queue.get()
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
@@ -108,6 +109,7 @@ class PoolExecutor:
 
     gpus: Sequence[str] | None = None
     name: str = "pool"
+    worker: Callable[[RunSpec, bool], int] = _pool_run  # what each worker calls per spec (tests pass their own)
 
     def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
             on_done: OnDone = ignore_done, fail_fast: bool = False) -> int:  # fmt: skip
@@ -122,7 +124,7 @@ class PoolExecutor:
             queue.put(g)
         total = 0
         with ProcessPoolExecutor(len(gpus), mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
-            futures = {pool.submit(_pool_run, s, force): s for s in specs}
+            futures = {pool.submit(self.worker, s, force): s for s in specs}
             for fut in as_completed(futures):
                 try:
                     n = fut.result()

@@ -71,30 +71,42 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "record") -> Record:
+        version = cls.check(data, source)
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "record_version"}
+        known = {k: data.get(k) for k in names}
+        extra = {k: v for k, v in data.items() if k not in names and k != "record_version"}
+        return cls(**known, record_version=version, extra=extra)
+
+    @staticmethod
+    def check(data: dict[str, Any], source: str = "record") -> int:
+        """The record version of ``data``; raises :class:`DataError` for a newer version or a non-record."""
         version = int(data.get("record_version", 1))
         if version > RECORD_VERSION:
             raise DataError(
                 f"{source} was written by a newer adaptbench (record version {version}); upgrade adaptbench"
             )
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "record_version"}
         missing = [k for k in KEY if k not in data] + ([] if "accuracy" in data else ["accuracy"])
         if missing:
             raise DataError(
                 f"{source} is not an adaptbench record (missing {', '.join(missing)}); move it out of records/"
             )
-        known = {k: data.get(k) for k in names}
-        extra = {k: v for k, v in data.items() if k not in names and k != "record_version"}
-        return cls(**known, record_version=version, extra=extra)
+        return version
 
-    @classmethod
-    def load(cls, path: str | Path) -> Record:
+    @staticmethod
+    def read(path: str | Path) -> dict[str, Any]:
+        """A record file's checked JSON object, without building a :class:`Record` (the report reads 25k of them)."""
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(Path(path).read_bytes())
         except (OSError, ValueError) as e:
             raise DataError(f"record {path} is unreadable ({e}); `bench run` sets it aside and redoes it") from None
         if not isinstance(data, dict):
             raise DataError(f"record {path} is not a JSON object; delete it and run `bench run` again")
-        return cls.from_dict(data, f"record {path}")
+        Record.check(data, f"record {path}")
+        return data
+
+    @classmethod
+    def load(cls, path: str | Path) -> Record:
+        return cls.from_dict(cls.read(path), f"record {path}")
 
 
 def record_ok(path: Path, heal: bool = True) -> bool:

@@ -48,6 +48,7 @@ from bench.errors import BenchError, ConfigError, DataError, Preempted
 from bench.io import atomic_write, atomic_write_json, atomic_write_text, digest, lock, set_aside
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
+from bench.model.device import PeakMemory, loader_options
 from bench.model.method import Method
 from bench.model.trainer import Checkpointing, cast_learned, fit, resolve_schedule, seed_everything
 from bench.precision import Precision
@@ -279,10 +280,9 @@ def _run_locked(spec: RunSpec, device: torch.device, say: Progress, force: bool,
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(spec.seed)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    workers = spec.config["train"]["num_workers"] if device.type == "cuda" else 0  # CPU: workers only steal compute
-    caches = Caches(spec.layout.cache_dir, workers)
+    peak = PeakMemory(device)
+    peak.reset()
+    caches = Caches(spec.layout.cache_dir, loader_options(device, spec.config["train"]["num_workers"])["num_workers"])
     trained = _train_or_load(spec, device, caches, say, force, log)
     results: dict[tuple[str, str], dict[str, Any]] = {}  # one evaluation per (dataset, subset), shared by protocols
     for ev in todo:
@@ -295,7 +295,7 @@ def _run_locked(spec: RunSpec, device: torch.device, say: Progress, force: bool,
                          "subset": ev.subset, "accuracy": results[key]["accuracy"]})  # fmt: skip
         say(f"{spec.label}: {ev.protocol} {ev.dataset}/{ev.subset} accuracy {results[key]['accuracy']:.2f}")
         atomic_write_text(spec.layout.record_config(spec, ev), to_yaml(spec.config))  # before the record: done = both
-        atomic_write_json(spec.record_path(ev), _record(spec, ev, trained, results[key], device).to_dict())
+        atomic_write_json(spec.record_path(ev), _record(spec, ev, trained, results[key], peak.mb(), device).to_dict())
     return len(todo)
 
 
@@ -407,7 +407,9 @@ def _evaluate(spec: RunSpec, ev: EvalSpec, trained: _Trained, caches: Caches, de
             "n_test": len(items), "test_hash": digest(items_to_json(items, Path(spec.data_root)))}  # fmt: skip
 
 
-def _record(spec: RunSpec, ev: EvalSpec, trained: _Trained, result: dict[str, Any], device: torch.device) -> Record:
+def _record(
+    spec: RunSpec, ev: EvalSpec, trained: _Trained, result: dict[str, Any], peak_mb: float | None, device: torch.device
+) -> Record:
     stats = trained.stats
     return Record(
         method=spec.method,
@@ -433,7 +435,7 @@ def _record(spec: RunSpec, ev: EvalSpec, trained: _Trained, result: dict[str, An
         train_steps=stats.get("steps", 0),
         final_losses=stats.get("losses", {}),
         method_info=trained.ctx.info,
-        peak_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        peak_memory_mb=peak_mb,
         split_hash=trained.split_hash,
         test_hash=result["test_hash"],
         config=spec.config,

@@ -1,0 +1,83 @@
+"""What a CUDA run does differently, checked on a CPU: loader settings, peak-memory accounting, the pool's GPU pinning."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.model.device import PeakMemory, loader_options, synchronize
+from bench.sweep.executors import PoolExecutor
+
+CUDA1 = torch.device("cuda", 1)  # a device object only: nothing here touches a GPU
+
+
+def test_cuda_loads_with_pinned_memory_and_fresh_workers_each_epoch_cpu_in_process():
+    assert loader_options(CUDA1, 8) == {"num_workers": 8, "pin_memory": True, "persistent_workers": False}
+    assert loader_options(CUDA1, 0) == {"num_workers": 0, "pin_memory": True, "persistent_workers": False}
+    assert loader_options(torch.device("cpu"), 8) == {
+        "num_workers": 0,
+        "pin_memory": False,
+        "persistent_workers": False,
+    }
+
+
+class FakeCuda:
+    """The three ``torch.cuda`` calls the harness makes, recorded; the allocator's peak is whatever the test sets."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, torch.device]] = []
+        self.peak_bytes = 0
+
+    def reset_peak_memory_stats(self, device: torch.device) -> None:
+        self.calls.append(("reset", device))
+        self.peak_bytes = 0
+
+    def max_memory_allocated(self, device: torch.device) -> int:
+        self.calls.append(("peak", device))
+        return self.peak_bytes
+
+    def synchronize(self, device: torch.device) -> None:
+        self.calls.append(("sync", device))
+
+
+def test_peak_memory_is_read_from_the_cuda_allocator_of_the_runs_device():
+    cuda = FakeCuda()
+    peak = PeakMemory(CUDA1, cuda)
+    cuda.peak_bytes = 123
+    peak.reset()  # the run starts: an earlier peak does not count
+    cuda.peak_bytes = 3 * 2**30
+    assert peak.mb() == 3 * 1024
+    synchronize(CUDA1, cuda)
+    assert cuda.calls == [("reset", CUDA1), ("peak", CUDA1), ("sync", CUDA1)]
+
+
+def test_on_a_cpu_there_is_no_peak_and_cuda_is_never_called():
+    cuda = FakeCuda()
+    peak = PeakMemory(torch.device("cpu"), cuda)
+    peak.reset()
+    synchronize(torch.device("cpu"), cuda)
+    assert peak.mb() is None and cuda.calls == []
+
+
+def _report_gpu(spec: Path, force: bool) -> int:
+    """A pool worker's job in the test: write which GPU this process was pinned to."""
+    spec.write_text(f"{os.getpid()} {os.environ['CUDA_VISIBLE_DEVICES']}")
+    return 1
+
+
+@pytest.mark.e2e
+def test_the_pool_pins_each_worker_to_its_own_gpu_id(tmp_path: Path):
+    specs = [tmp_path / f"spec{i}" for i in range(6)]
+    done: list = []
+    ran = PoolExecutor(["7", "9"], worker=_report_gpu).run(specs, on_done=lambda s, n: done.append(s))  # type: ignore[arg-type]
+    assert ran == 6 and sorted(done) == specs
+    seen = [p.read_text().split() for p in specs]
+    gpu_of: dict[str, set[str]] = {}
+    for pid, gpu in seen:
+        gpu_of.setdefault(pid, set()).add(gpu)
+    assert all(len(g) == 1 for g in gpu_of.values())  # a worker keeps its GPU
+    assert len({next(iter(g)) for g in gpu_of.values()}) == len(gpu_of) <= 2  # no two workers share one
+    assert {gpu for _, gpu in seen} <= {"7", "9"}
