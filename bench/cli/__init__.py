@@ -132,7 +132,7 @@ def _print_failures(result: SweepResult) -> None:
     table = Table(title=f"{len(result.failed)} failed run(s)", title_style="bold red")
     table.add_column("run", no_wrap=True)  # what a user greps for: never cut
     table.add_column("stopped in")
-    table.add_column("error", ratio=1)
+    table.add_column("error", overflow="fold", ratio=1)  # the whole line, the fix included
     table.add_column("traceback", overflow="fold", ratio=1)
     for spec, f in result.failed:
         where = f.phase + (f" (epoch {f.epoch})" if f.epoch else "")
