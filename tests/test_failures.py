@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from coop_fixture import make_coop_data
 from typer.testing import CliRunner
 
 from bench.cli import app
+from bench.registry import METHODS
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +36,12 @@ class Flaky(CoOp):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
+def data(tmp_path_factory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("data")
     (root / "flaky_plugin.py").write_text(PLUGIN)
-    return make_coop_data(root, names=["dtd", "eurosat"])
+    yield make_coop_data(root, names=["dtd", "eurosat"])
+    METHODS.module_dict.pop("flaky", None)  # the plugin's method is this module's only: other tests list the methods
+    sys.modules.pop("bench_plugin_flaky_plugin", None)
 
 
 def bench(*args):
