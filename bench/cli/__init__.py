@@ -180,7 +180,13 @@ class SweepProgress:
             self.progress.stop()
 
 
+_PLAN_ROWS = 80  # a longer plan is printed grouped over seeds and shots (20,000 rows help no one)
+
+
 def _print_plan(result: SweepResult) -> None:
+    if len(result.specs) > _PLAN_ROWS:
+        _print_grouped_plan(result)
+        return
     table = Table("method", "config", "train on", "seed", "shots", "evaluations", "status", title="plan")
     for s in result.specs:
         pending = result.pending(s)
@@ -190,6 +196,23 @@ def _print_plan(result: SweepResult) -> None:
             status = f"{status} [red](failed before)[/]" if pending else "[red]failed before, left[/]"
         table.add_row(s.method, s.config_hash, f"{s.train_dataset}/{s.train_subset}", str(s.seed), str(s.shots), evs,
                       status)  # fmt: skip
+    console.print(table)
+
+
+def _print_grouped_plan(result: SweepResult) -> None:
+    """The plan as one row per method, config and training set, with its seeds, shots and runs left."""
+    groups: dict[tuple[str, str, str], list] = {}
+    for s in result.specs:
+        groups.setdefault((s.method, s.config_hash, f"{s.train_dataset}/{s.train_subset}"), []).append(s)
+    table = Table(
+        "method", "config", "train on", "seeds", "shots", "runs", "to run", title=f"plan ({len(result.specs)} runs)"
+    )
+    for (method, h, train), specs in groups.items():
+        seeds = sorted({s.seed for s in specs})
+        shown = ",".join(map(str, seeds)) if len(seeds) <= 6 else f"{len(seeds)} ({seeds[0]}…{seeds[-1]})"
+        todo = sum(bool(result.pending(s)) for s in specs)
+        table.add_row(method, h, train, shown, ",".join(map(str, sorted({s.shots for s in specs}))), str(len(specs)),
+                      f"[yellow]{todo}[/]" if todo else "[green]0[/]")  # fmt: skip
     console.print(table)
 
 

@@ -125,17 +125,23 @@ def plan(
         return [d for d in names if datasets is None or d in datasets]
 
     runs: dict[tuple, RunSpec] = {}
+    # a config depends on (method, protocol, training set) only: resolved once and shared (read-only) by every seed
+    # and shot count, so planning stays linear and fast in the number of seeds
+    resolved: dict[tuple[str, str, str], tuple[dict[str, Any], str, dict[str, Any]]] = {}
 
     def add(method: str, protocol: str, train: str, subset: str, seed: int, k: int, evals: list[EvalSpec]) -> None:
-        cfg = resolve_config(method, protocol, train, suite, options, origins)
-        h = config_hash(method, cfg, suite.data_version)
+        if (method, protocol, train) not in resolved:
+            cfg = resolve_config(method, protocol, train, suite, options, origins)
+            variant = _variant(method, protocol, train, suite, options, origins, cfg)
+            resolved[method, protocol, train] = (cfg, config_hash(method, cfg, suite.data_version), variant)
+        cfg, h, variant = resolved[method, protocol, train]
         key = (method, h, train, subset, seed, k)
         if key in runs:
             runs[key].evals.extend(e for e in evals if e not in runs[key].evals)
         else:
             runs[key] = RunSpec(
                 method, suite.name, train, subset, seed, k, backbone, pretrained, cfg, h, list(evals),
-                str(data_root), str(results), _variant(method, protocol, train, suite, options, origins, cfg),
+                str(data_root), str(results), variant,
             )  # fmt: skip
 
     for method in methods:
