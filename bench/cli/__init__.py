@@ -228,6 +228,10 @@ def report(
     out: Annotated[
         Path | None, typer.Option(help="Also write each table (.md, .tex, .csv: one file each) and its figure here.")
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write one self-contained page, DIR/index.html: tables, figures, configs."),
+    ] = None,
     paper: Annotated[bool, typer.Option(help="Show the published numbers beside ours, with deltas.")] = False,
     method: Annotated[
         str | None, typer.Option("--method", "-m", help="Only these methods or labels (comma list).")
@@ -253,6 +257,8 @@ def report(
             raise ConfigError(f"--layout {layout!r}: use paper or long")
         if out is not None and out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file; pass a folder (it is created if missing)")
+        if html is not None and html.exists() and not html.is_dir():
+            raise ConfigError(f"--html {html} is a file; pass a folder (it is created if missing)")
         if not (results / "records").is_dir():
             raise ConfigError(f"no records under {results}; run `bench run` first (or pass --results)")
         methods = method.split(",") if method else None
@@ -302,6 +308,11 @@ def report(
             paths = write_report(tables, out, layout, interval) + write_comparisons(comparisons, out)
             paths += plot_curves(results, out, suite)
             console.print(f"wrote {len(paths)} files to {out}")
+        if html:
+            from bench.report.html import write_html
+
+            page = write_html(tables, comparisons, results, html, suite, layout, interval, (methods, protocols, names))
+            console.print(f"wrote {page}")
 
 
 @app.command("list")
