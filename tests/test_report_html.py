@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.sweep.record import KEY, Record
+from bench.sweep.record import KEY, Failure, Record
 
 ODD = "a<b&c"  # an option value that must come out escaped
 
@@ -46,6 +46,16 @@ def make_results(root: Path) -> Path:
     ghost = {**planned[-1], "seed": 3}
     (root / "plans").mkdir(parents=True)
     (root / "plans" / "plan-1.json").write_text(json.dumps([{k: ghost[k] for k in KEY}, *planned]))
+    run = root / "runs" / "toy" / "coop-coop0000" / "toy-vit__toy" / "toy_shapes__base" / "shots16_seed1"
+    run.mkdir(parents=True)
+    rows = [{"epoch": e, "loss": 1.0 / e, "lr": 0.002} for e in (1, 2, 3)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))  # a training curve
+    failed = root / "runs" / "toy" / "maple-maple000" / "toy-vit__toy" / "toy_shapes__base" / "shots16_seed1"
+    failed.mkdir(parents=True)
+    failure = Failure(label="maple", method="maple", config_hash="maple000", suite="toy", train_dataset="toy_shapes",
+                      seed=1, shots=16, error="RuntimeError: <oom> & out", phase="train", epoch=2,
+                      traceback="traceback.txt", keys=[], config={}, created="now")  # fmt: skip
+    (failed / "failure.json").write_text(json.dumps(failure.to_dict()))
     return root
 
 
@@ -68,7 +78,8 @@ def test_the_page_is_one_self_contained_file_with_tables_figures_lists_and_escap
     assert "<script" not in page
     assert "mma" in page and "coop [train.name=a&lt;b&amp;c]" in page and ODD not in page
     assert "Average" in page and "± = standard deviation over seeds" in page
-    assert page.count("data:image/png;base64,") >= 1
+    assert page.count("data:image/png;base64,") == 2  # the table's figure and coop's training curve
+    assert "Failed runs" in page and "RuntimeError: &lt;oom&gt; &amp; out" in page
     missing = page[page.index("Missing runs (left out of every average): 1") :]
     assert re.search(r"<td>toy_colors</td>\s*<td>novel</td>\s*<td>3</td>", missing)  # the seed nobody ran
     assert "Wilcoxon signed-rank" in page  # the --compare verdict

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tempfile
 from html import escape
 from pathlib import Path
@@ -36,7 +37,8 @@ table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; white-space: nowrap; }
 th { background: #f2f2f2; } tbody th { text-align: left; }
 .notes { font-size: 0.85em; color: #444; } .notes p { margin: 0.2em 0; }
-.verdict { font-weight: bold; } img { max-width: 100%; border: 1px solid #eee; }
+.verdict { font-weight: bold; } img { border: 1px solid #eee; }
+table.list td, table.list th { text-align: left; white-space: normal; } img { max-width: min(100%, 1100px); }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 details { margin: 0.3em 0; } summary { cursor: pointer; }
 """
@@ -62,18 +64,18 @@ def write_html(
     for table in results_tables.values():
         parts.append(table_html(table, layout, interval))
     if comparisons:
-        parts.append("<h2>Comparisons</h2>" + "".join(comparison_html(c) for c in comparisons))
+        parts.append(_h2("comparisons", "Comparisons") + "".join(comparison_html(c) for c in comparisons))
     parts.append(figures_html(results_tables, results, suite))
     for name, title in LISTS.items():
         if name in tables and not isinstance(tables[name], Table):
-            parts.append(f"<h2>{escape(title)}: {len(tables[name])}</h2>" + _frame_html(tables[name]))
+            parts.append(_h2(name, f"{title}: {len(tables[name])}") + _frame_html(tables[name], lists=True))
     parts.append(configs_html(records))
     parts.append(per_class_html(records))
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<link rel="icon" href="data:,">\n'  # no favicon request from file://
         f"<title>adaptbench report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        + "\n".join(parts)
+        + _contents("\n".join(parts))
         + "\n</body>\n</html>\n"
     )
     path = out / "index.html"
@@ -81,9 +83,21 @@ def write_html(
     return path
 
 
-def _frame_html(df: pd.DataFrame, index: bool = False) -> str:
-    """A frame as an escaped HTML table (empty cells for missing values, two decimals)."""
-    return df.to_html(index=index, escape=True, na_rep="", float_format=lambda x: f"{x:.2f}", border=0)
+def _h2(anchor: str, title: str) -> str:
+    return f'<h2 id="{escape(anchor)}">{escape(title)}</h2>'
+
+
+def _contents(body: str) -> str:
+    """The body with a list of links to its sections after the heading: the page gets long with many tables."""
+    links = "".join(f'<li><a href="#{a}">{t}</a></li>' for a, t in re.findall(r'<h2 id="([^"]*)">(.*?)</h2>', body))
+    head, _, rest = body.partition("</h1>")
+    return f"{head}</h1><nav><ul>{links}</ul></nav>{rest}" if links else body
+
+
+def _frame_html(df: pd.DataFrame, index: bool = False, lists: bool = False) -> str:
+    """A frame as an escaped HTML table (empty cells for missing values, two decimals; ``lists``: text left)."""
+    html = df.to_html(index=index, escape=True, na_rep="", float_format=lambda x: f"{x:.2f}", border=0)
+    return html.replace('class="dataframe"', 'class="dataframe list"', 1) if lists else html
 
 
 def table_html(table: Table, layout: str, interval: str) -> str:
@@ -93,11 +107,7 @@ def table_html(table: Table, layout: str, interval: str) -> str:
         f"<p>{f'<sup>{escape(mark)}</sup> ' if mark else ''}{escape(text)}</p>"
         for mark, text in _notes(table, interval)
     )
-    return (
-        f'<h2 id="{escape(table.name)}">{escape(table.title)}</h2>'
-        + frame.to_html(escape=True, border=0)
-        + f'<div class="notes">{notes}</div>'
-    )
+    return _h2(table.name, table.title) + frame.to_html(escape=True, border=0) + f'<div class="notes">{notes}</div>'
 
 
 def comparison_html(c: Comparison) -> str:
@@ -121,9 +131,9 @@ def figures_html(tables: dict[str, Table], results: Path, suite: str | None) -> 
         folder = Path(tmp)
         figures = [_img(plot(t, folder), t.title) for t in tables.values()]
         curves = [_img(p, p.stem) for p in plot_curves(results, folder, suite)]
-    html = "<h2>Figures</h2>" + "".join(figures)
+    html = _h2("figures", "Figures") + "".join(figures)
     if curves:
-        html += "<h2>Training curves</h2>" + "".join(curves)
+        html += _h2("curves", "Training curves") + "".join(curves)
     return html
 
 
@@ -165,7 +175,7 @@ def configs_html(records: pd.DataFrame) -> str:
             f"<details><summary>{escape(str(label))} <small>({escape(where)})</small></summary>"
             f"<pre>{escape(text)}</pre></details>"
         )
-    return "<h2>Configs (resolved, one per method variant)</h2>" + "".join(blocks)
+    return _h2("configs", "Configs (resolved, one per method variant)") + "".join(blocks)
 
 
 def per_class_html(records: pd.DataFrame) -> str:
@@ -183,4 +193,4 @@ def per_class_html(records: pd.DataFrame) -> str:
         blocks.append(f"<details><summary>{escape(summary)}</summary>{body}</details>")
     more = len(ordered) - MAX_PER_CLASS
     tail = f"<p>{more} more records not shown.</p>" if more > 0 else ""
-    return "<h2>Per-class accuracy</h2>" + "".join(blocks) + tail
+    return _h2("per-class", "Per-class accuracy") + "".join(blocks) + tail
