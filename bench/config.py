@@ -182,15 +182,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config {path}: cannot read it ({reason}); fix the file (YAML, JSON or Python)") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"--config {path}: expected sections like `train:` and `method:` at the top level")
-    return _flatten(tree)
+    return flatten(tree)
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"train": {"lr": 0.01}}`` → ``{"train.lr": 0.01}`` (an empty section adds nothing)."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
         if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -297,17 +297,11 @@ HASH_NEUTRAL = {
 }
 
 
-def _uses_feature_passes(method: str, cfg: Mapping[str, Any]) -> bool:
-    """Whether ``train.feature_passes`` can change ``method``'s results: it trains on cached augmented features."""
-    cls = get_method(method)
-    return cls.frozen_image_encoder and cls.trains and cfg.get("train", {}).get("augment") != "none"
-
-
 def config_hash(method: str, cfg: Mapping[str, Any], data_version: str | None = None) -> str:
     """A short hash of everything in the config that can change results, and of a generated world's ``data_version``
     (so a new toy world never counts the old world's records as done)."""
     slim = copy.deepcopy(dict(cfg))
-    if "feature_passes" in slim.get("train", {}) and not _uses_feature_passes(method, cfg):
+    if "feature_passes" in slim.get("train", {}) and not get_method(method).trains_on_augmented_features(cfg["train"]):
         # hashed at its old default where it cannot matter (deep methods, no augmentation: the toy suite), so that
         # making fresh augmentation the default re-ran only the runs it changes
         slim["train"]["feature_passes"] = 10

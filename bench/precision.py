@@ -37,6 +37,11 @@ class Precision:
         return torch.bfloat16 if self.name == "bf16" else torch.float16
 
     @property
+    def compute(self) -> str:
+        """What matmuls run in: ``float16``, ``bfloat16`` or ``float32``."""
+        return str(self.autocast_dtype or torch.float32).removeprefix("torch.")
+
+    @property
     def weights_dtype(self) -> torch.dtype:
         """The dtype of CLIP's converted weights and of every learned parameter (and so of the optimiser's update)."""
         return torch.float16 if self.name == "fp16" else torch.float32

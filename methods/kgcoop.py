@@ -42,7 +42,7 @@ class KgCoOp(CoOp):
     def zero_shot_text_features(self) -> Tensor:
         # trainers/kgcoop.py L136: the template of the dataset the classes come from (only the loss reads it)
         template = self.cfg["method"]["kg_template"] or KG_TEMPLATES.get(self.dataset, self.template)
-        return self.backbone.encode_text(self.backbone.tokenize([template.format(c) for c in self.classnames]))
+        return self.encode_template(template)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:
         m = self.cfg["method"]

@@ -110,8 +110,7 @@ class PromptSRC(Method):
 
     def zero_shot_text_features(self) -> Tensor:
         """The text target: frozen CLIP's features averaged over the 60 templates (unnormalised, as the code)."""
-        feats = [self.backbone.encode_text(self.backbone.tokenize([t.format(c) for c in self.classnames]))
-                 for t in OPENAI_IMAGENET_TEMPLATES]  # fmt: skip
+        feats = [self.encode_template(t) for t in OPENAI_IMAGENET_TEMPLATES]
         return torch.stack(feats).mean(0)
 
     def loss(self, batch: Batch) -> dict[str, Tensor]:

@@ -106,8 +106,7 @@ class TCP(Method):
         return self.cfg["method"]["prompt_suffix"] or PROMPT_SUFFIXES.get(self.dataset, "{}.")
 
     def zero_shot_text_features(self) -> Tensor:
-        template = self.knowledge_template()
-        return self.backbone.encode_text(self.backbone.tokenize([template.format(c) for c in self.classnames]))
+        return self.encode_template(self.knowledge_template())
 
     def compute_text_features(self) -> Tensor:
         knowledge = F.normalize(self.frozen_text_features().float(), dim=-1)

@@ -53,12 +53,8 @@ class ZeroShotCLIP(Method):
     def zero_shot_text_features(self) -> Tensor:
         templates = self.templates()
         if len(templates) == 1:
-            return self.backbone.encode_text(self.backbone.tokenize([templates[0].format(c) for c in self.classnames]))
-        tok = self.backbone.tokenize
-        feats = torch.stack(
-            [normalize(self.backbone.encode_text(tok([t.format(c) for c in self.classnames]))) for t in templates]
-        )
-        return normalize(feats.mean(0))
+            return self.encode_template(templates[0])
+        return normalize(torch.stack([normalize(self.encode_template(t)) for t in templates]).mean(0))
 
 
 def ensemble_choice(value: Any) -> str:

@@ -129,7 +129,7 @@ class ImageStore:
     """A uint8 ``.npy`` file of shape (N, 3, S, S), read batch by batch with plain file reads.
 
     Not a memory map: the pages a map touches count in the process's resident memory, so one pass over ImageNet's
-    50k test images through ``np.load(mmap_mode="r")`` holds 7.5 GB at 224 px (measured: benchmarks/scale.py).
+    50k test images (7.5 GB at 224 px) through ``np.load(mmap_mode="r")`` peaked at 8.4 GB RSS (benchmarks/scale.py).
     """
 
     def __init__(self, path: str | Path) -> None:

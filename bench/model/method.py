@@ -13,7 +13,7 @@ precision, evaluation and results. To add a method, subclass ``Method`` in one f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -74,6 +74,11 @@ class Method(nn.Module):
         return {}
 
     @classmethod
+    def trains_on_augmented_features(cls, train: Mapping[str, Any]) -> bool:
+        """Whether training reads cached features of augmented passes (``train.feature_passes`` matters)."""
+        return cls.frozen_image_encoder and cls.trains and train.get("augment") != "none"
+
+    @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
         """Raise :class:`~bench.errors.ConfigError` for a config this method cannot run, before any run starts: the
         files it reads (CoPrompt's descriptions), choices and keys that depend on each other."""
@@ -83,17 +88,11 @@ class Method(nn.Module):
         """Where ``cfg`` run on ``device_type`` departs from the official code in ways the published numbers depend on:
         records carry these, and the report prints them so that nobody compares such a row with a paper by accident."""
         train, out = cfg["train"], []
-        precision = Precision(train["precision"], device_type)
-        official = cls.official_precision
-        if official and (train["precision"] != official or device_type != "cuda"):
-            effective = (
-                ""
-                if device_type == "cuda"
-                else f" on {device_type}, "
-                + ("float32" if precision.autocast_dtype is None else str(precision.autocast_dtype).split(".")[-1])
-            )
-            out.append(f"precision {train['precision']}{effective} (official: {official} on GPU)")
-        if cls.frozen_image_encoder and cls.trains and train["augment"] != "none" and train.get("feature_passes"):
+        name, official = train["precision"], cls.official_precision
+        if official and (name != official or device_type != "cuda"):
+            where = "" if device_type == "cuda" else f" on {device_type}, {Precision(name, device_type).compute}"
+            out.append(f"precision {name}{where} (official: {official} on GPU)")
+        if cls.trains_on_augmented_features(train) and train.get("feature_passes"):
             out.append(f"{train['feature_passes']} cached augmented passes cycled (official: a fresh one every epoch)")
         return out
 
@@ -113,6 +112,10 @@ class Method(nn.Module):
 
     def prompts(self) -> list[str]:
         return [self.template.format(c) for c in self.classnames]
+
+    def encode_template(self, template: str) -> Tensor:
+        """Frozen CLIP's (unnormalised) features of ``template`` filled with each class name."""
+        return self.backbone.encode_text(self.backbone.tokenize([template.format(c) for c in self.classnames]))
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -138,7 +141,7 @@ class Method(nn.Module):
 
     def zero_shot_text_features(self) -> Tensor:
         """Frozen CLIP's features of the hand-written prompts (``template`` filled with each class name)."""
-        return self.backbone.encode_text(self.backbone.tokenize(self.prompts()))
+        return self.encode_template(self.template)
 
     @torch.no_grad()
     def frozen_text_features(self) -> Tensor:

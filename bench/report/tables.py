@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats
 
 import bench
-from bench.config import NON_RESULT_KEYS
+from bench.config import NON_RESULT_KEYS, flatten
 from bench.errors import BenchError, DataError
 from bench.io import atomic_write_text
 from bench.registry import get_method
@@ -145,13 +145,6 @@ def run_note(record: Record) -> str:
     return "; ".join(f"{record.method}: {d}" for d in departures or [])
 
 
-def _flat(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 _NONE = object()  # a key the defaults do not have (an option of a newer or plugin config)
 
 
@@ -163,7 +156,7 @@ def _default_config(method: str, protocol: str, dataset: str, suite: str) -> dic
         cfg = resolve_config(method, protocol, dataset, get_suite(suite), {})
     except BenchError:
         return None
-    return _flat(json.loads(json.dumps(cfg)))
+    return flatten(json.loads(json.dumps(cfg)))
 
 
 def variant(record: Record) -> str:
@@ -175,7 +168,7 @@ def variant(record: Record) -> str:
         options = record.options or {}
     else:
         skip = {".".join(k) for k in NON_RESULT_KEYS}
-        options = {k: v for k, v in _flat(record.config).items() if k not in skip and default.get(k, _NONE) != v}
+        options = {k: v for k, v in flatten(record.config).items() if k not in skip and default.get(k, _NONE) != v}
     return " ".join(f"{k}={v}" for k, v in sorted(options.items()))
 
 
