@@ -103,7 +103,6 @@ def record_rows(results: str | Path, unreadable: list[tuple[str, str]] | None = 
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         old = {}
     rows, new = [], {}
-    labels: dict[tuple, tuple[str, str]] = {}  # one (variant, run note) per config, not one per record
     base = len(str(layout.records_dir)) + 1
     for path, size, mtime in layout.record_stats():
         hit = old.get(path[base:])
@@ -111,7 +110,7 @@ def record_rows(results: str | Path, unreadable: list[tuple[str, str]] | None = 
             row = hit[2]
         else:
             try:
-                row = _row(Record.read(path), labels)
+                row = _row(Record.read(path))
             except DataError as e:  # listed by build_report; one damaged file never hides the others
                 if unreadable is not None:
                     unreadable.append((path, str(e)))
@@ -124,16 +123,10 @@ def record_rows(results: str | Path, unreadable: list[tuple[str, str]] | None = 
     return rows
 
 
-def _row(data: dict[str, Any], labels: dict[tuple, tuple[str, str]]) -> dict[str, Any]:
-    """A record's row; its variant label and run note are worked out once per config (records of one config hash,
-    method, protocol and training set share them; the departures and the device class are part of the key)."""
-    key = (data["suite"], data["method"], data["protocol"], data.get("train_dataset"), data["config_hash"],
-           tuple(data.get("departures") or ()), data.get("departures") is None, data.get("peak_memory_mb") is None)  # fmt: skip
-    if key not in labels:
-        r = Record.from_dict(data)
-        labels[key] = (variant(r), run_note(r))
-    return {**{k: data[k] for k in KEY}, "accuracy": data["accuracy"], "train_dataset": data.get("train_dataset"),
-            "variant": labels[key][0], "run_note": labels[key][1]}  # fmt: skip
+def _row(data: dict[str, Any]) -> dict[str, Any]:
+    r = Record.from_dict(data)
+    return {**r.key(), "accuracy": r.accuracy, "train_dataset": r.train_dataset, "variant": variant(r),
+            "run_note": run_note(r)}  # fmt: skip
 
 
 def run_note(record: Record) -> str:
