@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 torch.set_num_threads(2)
+# `bench run` in tests runs in this process (monkeypatches and in-process progress apply); the pool that `auto`
+# picks on a multi-core CPU is tested on its own
+os.environ.setdefault("BENCH_EXECUTOR", "local")
 
 
 @pytest.fixture(scope="session")

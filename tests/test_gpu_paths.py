@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from bench.errors import ConfigError
 from bench.model.device import PeakMemory, loader_options, synchronize
+from bench.sweep import executors
 from bench.sweep.executors import PoolExecutor
 
 CUDA1 = torch.device("cuda", 1)  # a device object only: nothing here touches a GPU
@@ -62,9 +65,10 @@ def test_on_a_cpu_there_is_no_peak_and_cuda_is_never_called():
     assert peak.mb() is None and cuda.calls == []
 
 
-def _report_gpu(spec: Path, force: bool) -> int:
-    """A pool worker's job in the test: write which GPU this process was pinned to."""
-    spec.write_text(f"{os.getpid()} {os.environ['CUDA_VISIBLE_DEVICES']}")
+def _report_gpu(spec: Path, force: bool, messages: Any) -> int:
+    """A pool worker's job in the test: write which GPU this process was pinned to (and its threads), say so."""
+    spec.write_text(f"{os.getpid()} {os.environ['CUDA_VISIBLE_DEVICES'] or '-'} {torch.get_num_threads()}")
+    messages.put(f"ran {spec.name}")
     return 1
 
 
@@ -74,10 +78,41 @@ def test_the_pool_pins_each_worker_to_its_own_gpu_id(tmp_path: Path):
     done: list = []
     ran = PoolExecutor(["7", "9"], worker=_report_gpu).run(specs, on_done=lambda s, n: done.append(s))  # type: ignore[arg-type]
     assert ran == 6 and sorted(done) == specs
-    seen = [p.read_text().split() for p in specs]
+    seen = [p.read_text().split()[:2] for p in specs]
     gpu_of: dict[str, set[str]] = {}
     for pid, gpu in seen:
         gpu_of.setdefault(pid, set()).add(gpu)
     assert all(len(g) == 1 for g in gpu_of.values())  # a worker keeps its GPU
     assert len({next(iter(g)) for g in gpu_of.values()}) == len(gpu_of) <= 2  # no two workers share one
     assert {gpu for _, gpu in seen} <= {"7", "9"}
+
+
+@pytest.mark.e2e
+def test_a_cpu_pool_hides_the_gpus_splits_the_cores_and_relays_progress(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 4)  # the parent decides the threads per worker
+    specs = [tmp_path / f"spec{i}" for i in range(4)]
+    said: list[str] = []
+    pool = PoolExecutor(workers=2, device="cpu", worker=_report_gpu)  # type: ignore[arg-type]
+    assert pool.slots() == ["cpu", "cpu"]
+    assert pool.run(specs, on_message=said.append) == 4  # type: ignore[arg-type]
+    seen = [p.read_text().split() for p in specs]
+    assert {gpu for _, gpu, _ in seen} == {"-"} and {threads for _, _, threads in seen} == {"2"}
+    assert len({pid for pid, _, _ in seen}) <= 2
+    assert sorted(said) == [f"ran spec{i}" for i in range(4)]
+
+
+def test_auto_pools_on_a_multicore_cpu_only(monkeypatch):
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 2)
+    auto = executors.AutoExecutor("cpu")
+    assert isinstance(auto.choose(5), PoolExecutor) and auto.choose(5).slots() == ["cpu", "cpu"]
+    assert isinstance(auto.choose(1), executors.LocalExecutor)  # one run: no pool start-up to pay
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 1)
+    assert isinstance(auto.choose(5), executors.LocalExecutor)
+    monkeypatch.setattr(executors, "default_device", lambda: "cuda")
+    monkeypatch.setattr(executors, "check_device", lambda d: d)  # no GPU here to check
+    assert isinstance(executors.AutoExecutor().choose(5), executors.LocalExecutor)  # a GPU runs in this process
+
+
+def test_pool_workers_must_be_positive():
+    with pytest.raises(ConfigError, match="--workers 0"):
+        PoolExecutor(workers=0, device="cpu").slots()

@@ -72,8 +72,17 @@ def run(
     logger: Annotated[
         str | None, typer.Option(help="Also mirror each run's metrics to tensorboard and/or wandb (comma list).")
     ] = None,
-    executor: Annotated[str, typer.Option(help="local | pool (one worker per GPU) | slurm (submitit).")] = "local",
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="auto (pool on a CPU, else local) | local | pool (a worker per GPU, or per core) | slurm.",
+            envvar="BENCH_EXECUTOR",
+        ),
+    ] = "auto",
     gpus: Annotated[str | None, typer.Option(help="pool: GPU ids, e.g. 0,1,2,3 (default: all visible).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="pool: worker processes (default: one per GPU; on a CPU, one per core).")
+    ] = None,
     slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition.")] = None,
     slurm_timeout: Annotated[int, typer.Option(help="slurm: minutes per run.")] = 240,
     slurm_parallelism: Annotated[int, typer.Option(help="slurm: max runs at once.")] = 32,
@@ -89,7 +98,7 @@ def run(
         bad = [a for a in extra if "=" not in a]
         if bad:
             raise ConfigError(f"unexpected argument(s) {' '.join(bad)}; see `bench run --help`")
-        runner = make_executor(executor, device, gpus.split(",") if gpus else None, partition=slurm_partition,
+        runner = make_executor(executor, device, gpus.split(",") if gpus else None, workers, partition=slurm_partition,
                                timeout_min=slurm_timeout, parallelism=slurm_parallelism)  # fmt: skip
 
         def on_plan(r: SweepResult) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -92,51 +93,120 @@ def check_device(device: str) -> str:
     return device
 
 
-def _init_worker(queue: Any) -> None:
-    """Pin this worker process to the next GPU id of ``queue`` before anything touches CUDA: its ``cuda`` is then
-    that GPU, whatever the id."""
-    gpu = queue.get()
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+def _init_worker(slots: Any, threads: int) -> None:
+    """Pin this worker process to the next slot of ``slots`` before anything touches CUDA: a GPU id makes ``cuda``
+    that GPU, whatever the id; ``cpu`` hides the GPUs and gives the worker ``threads`` CPU threads (one per core
+    between the workers: several single-thread runs use a small CPU better than one run's intra-op threads)."""
+    slot = slots.get()
+    if slot == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
 
 
-def _pool_run(spec: RunSpec, force: bool) -> int:
-    return run_one(spec, default_device(), None, force)
+def _pool_run(spec: RunSpec, force: bool, messages: Any) -> int:
+    return run_one(spec, default_device(), messages.put, force)
+
+
+def cpu_cores() -> int:
+    """The cores this process may use (a container's or ``taskset``'s limit, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
 class PoolExecutor:
-    """One worker process per GPU id (default: all visible); runs are handed out as workers free up."""
+    """Worker processes that take runs as they free up: one per GPU id (default: all visible), or with ``device``
+    ``cpu`` (or no GPU visible) one per core, each with its share of the cores' threads. ``workers`` overrides the
+    count (on GPUs, several workers share a GPU round-robin: small runs leave a big GPU mostly idle).
+
+    Each worker's progress lines come back to ``on_message`` through a queue, so a pool is watched like a local run.
+    """
 
     gpus: Sequence[str] | None = None
+    workers: int | None = None
+    device: str | None = None
     name: str = "pool"
-    worker: Callable[[RunSpec, bool], int] = _pool_run  # what each worker calls per spec (tests pass their own)
+    worker: Callable[[RunSpec, bool, Any], int] = _pool_run  # what each worker calls per spec (tests pass their own)
+
+    def slots(self) -> list[str]:
+        """One entry per worker: its GPU id, or ``cpu``."""
+        import torch
+
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers {self.workers}: use 1 or more")
+        on_cpu = self.device == "cpu" or (not self.gpus and not torch.cuda.is_available())
+        if on_cpu:
+            return ["cpu"] * (self.workers or cpu_cores())
+        gpus = list(self.gpus) if self.gpus else [str(i) for i in range(torch.cuda.device_count())]
+        return [gpus[i % len(gpus)] for i in range(self.workers or len(gpus))]
 
     def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
             on_done: OnDone = ignore_done, fail_fast: bool = False) -> int:  # fmt: skip
-        import torch
-
-        gpus = list(self.gpus) if self.gpus else [str(i) for i in range(torch.cuda.device_count())]
-        if not gpus:
-            raise ConfigError("--executor pool needs GPUs (none visible); use --executor local")
+        slots = self.slots()
+        threads = max(1, cpu_cores() // len(slots))
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
-        for g in gpus:
-            queue.put(g)
+        for s in slots:
+            queue.put(s)
         total = 0
-        with ProcessPoolExecutor(len(gpus), mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
-            futures = {pool.submit(self.worker, s, force): s for s in specs}
-            for fut in as_completed(futures):
-                try:
-                    n = fut.result()
-                except RunFailed:
-                    on_done(futures[fut], 0)
-                    if fail_fast:
-                        pool.shutdown(cancel_futures=True)  # runs already started finish; the rest never start
-                        break
-                    continue
-                total += n
-                on_done(futures[fut], n)
+        with ctx.Manager() as manager:
+            messages = manager.Queue()
+            relay = threading.Thread(target=_relay, args=(messages, on_message), daemon=True)
+            relay.start()
+            try:
+                with ProcessPoolExecutor(len(slots), mp_context=ctx, initializer=_init_worker,
+                                         initargs=(queue, threads)) as pool:  # fmt: skip
+                    futures = {pool.submit(self.worker, s, force, messages): s for s in specs}
+                    for fut in as_completed(futures):
+                        try:
+                            n = fut.result()
+                        except RunFailed:
+                            on_done(futures[fut], 0)
+                            if fail_fast:
+                                pool.shutdown(cancel_futures=True)  # runs already started finish; the rest never start
+                                break
+                            continue
+                        total += n
+                        on_done(futures[fut], n)
+            finally:
+                messages.put(None)
+                relay.join()
         return total
+
+
+def _relay(messages: Any, on_message: OnMessage) -> None:
+    """The workers' progress lines, shown in this process until the ``None`` that ends the pool."""
+    while (msg := messages.get()) is not None:
+        on_message(msg)
+
+
+@dataclass
+class AutoExecutor:
+    """The CLI's default: on a CPU with several cores and several runs, a :class:`PoolExecutor` with one
+    single-thread worker per core (``benchmarks/sweep_phases.py`` measures the gain); otherwise, and always on a
+    GPU, :class:`LocalExecutor`."""
+
+    device: str | None = None
+    workers: int | None = None
+    name: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.device is not None:
+            check_device(self.device)
+
+    def choose(self, n_specs: int) -> Executor:
+        device = self.device or default_device()
+        cores = self.workers or cpu_cores()
+        if device == "cpu" and cores > 1 and n_specs > 1:
+            return PoolExecutor(workers=min(cores, n_specs), device="cpu")
+        return LocalExecutor(device)
+
+    def run(self, specs: Sequence[RunSpec], force: bool = False, on_message: OnMessage = ignore_message,
+            on_done: OnDone = ignore_done, fail_fast: bool = False) -> int:  # fmt: skip
+        return self.choose(len(specs)).run(specs, force, on_message, on_done, fail_fast)
 
 
 class SlurmRun:
@@ -203,12 +273,18 @@ class SlurmExecutor:
         return total
 
 
-def make_executor(name: str, device: str | None = None, gpus: Sequence[str] | None = None, **slurm: Any) -> Executor:
-    """The executor called ``name`` (local | pool | slurm), for the CLI's ``--executor``."""
+def make_executor(
+    name: str, device: str | None = None, gpus: Sequence[str] | None = None, workers: int | None = None, **slurm: Any
+) -> Executor:
+    """The executor called ``name`` (auto | local | pool | slurm), for the CLI's ``--executor``."""
+    if name == "auto":
+        return AutoExecutor(device, workers)
     if name == "local":
         return LocalExecutor(device)
     if name == "pool":
-        return PoolExecutor(gpus)
+        if device is not None:
+            check_device(device)
+        return PoolExecutor(gpus, workers, device)
     if name == "slurm":
         return SlurmExecutor(**slurm)
-    raise ConfigError(f"unknown executor {name!r}; valid: local, pool, slurm")
+    raise ConfigError(f"unknown executor {name!r}; valid: auto, local, pool, slurm")

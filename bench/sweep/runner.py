@@ -260,6 +260,7 @@ class _Trained:
     ctx: FitContext
     stats: dict[str, Any]
     split_hash: str
+    setup_s: float  # reading the split, building the backbone and method (and loading a checkpoint): per-run fixed cost
 
 
 def _run_one(spec: RunSpec, device: torch.device, say: Progress, force: bool, log: RunLog) -> int:
@@ -304,6 +305,7 @@ def _train_or_load(
 ) -> _Trained:
     """The method fitted on the run's few-shot draw (continuing a saved mid-run state), or restored from the run's
     checkpoint."""
+    start = time.perf_counter()
     reader, splits = read_dataset(spec.train_dataset, spec.data_root)
     train, val, split_hash = fewshot_split(spec, reader, splits)
     train = subsample_classes(train, spec.train_subset, range(len(splits.classnames)))
@@ -327,13 +329,14 @@ def _train_or_load(
     if ckpt is not None:
         ctx.info = ckpt.get("info", {})
         say(f"{spec.label}: loaded checkpoint")
-        return _Trained(method, ctx, ckpt["train_stats"], split_hash)
+        return _Trained(method, ctx, ckpt["train_stats"], split_hash, time.perf_counter() - start)
     if method.trains:
         say(f"{spec.label}: training on {len(train)} images of {len(classnames)} classes")
     else:  # zero-shot CLIP, Tip-Adapter: nothing trains (caches they build show as their own phase)
         say(f"{spec.label}: nothing to train ({spec.method})")
     log.phase = "train"
     t0 = time.perf_counter()
+    setup_s = t0 - start
     stats: dict[str, Any] = {"train_s": 0.0}
     method.before_training(ctx)
     resume = spec.layout.resume_checkpoint(spec)
@@ -363,7 +366,7 @@ def _train_or_load(
     state = {"method": method.learned_state_dict(), "train_stats": stats, "info": ctx.info}
     atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
     resume.unlink(missing_ok=True)  # the final checkpoint supersedes the mid-run state
-    return _Trained(method, ctx, stats, split_hash)
+    return _Trained(method, ctx, stats, split_hash, setup_s)
 
 
 def _check_resume(path: Path, say: Progress) -> None:
@@ -431,7 +434,8 @@ def _record(
         n_test=result["n_test"],
         n_train=len(trained.ctx.train),
         trainable_params=trained.method.num_trainable(),
-        timing={**{k: v for k, v in stats.items() if k.endswith("_s")}, "eval_s": result["eval_s"]},
+        timing={**{k: v for k, v in stats.items() if k.endswith("_s")}, "setup_s": trained.setup_s,
+                "eval_s": result["eval_s"]},  # fmt: skip
         train_steps=stats.get("steps", 0),
         final_losses=stats.get("losses", {}),
         method_info=trained.ctx.info,
