@@ -434,8 +434,11 @@ def _record(
         n_test=result["n_test"],
         n_train=len(trained.ctx.train),
         trainable_params=trained.method.num_trainable(),
-        timing={**{k: v for k, v in stats.items() if k.endswith("_s")}, "setup_s": trained.setup_s,
-                "eval_s": result["eval_s"]},  # fmt: skip
+        timing={
+            **{k: v for k, v in stats.items() if k.endswith("_s")},
+            "setup_s": trained.setup_s,
+            "eval_s": result["eval_s"],
+        },  # fmt: skip
         train_steps=stats.get("steps", 0),
         final_losses=stats.get("losses", {}),
         method_info=trained.ctx.info,
