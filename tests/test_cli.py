@@ -245,6 +245,10 @@ def test_toy_suite_end_to_end_is_the_default_without_a_data_root(tmp_path, monke
               "--datasets", "toy_shapes,toy_imagenet_sketch", "--cfg-options", "train.epochs=1", "train.min_steps=0")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "toy suite" in r.output
+    # the sweep ends on its own tables (toy numbers), the datasets it ran in them
+    tables = r.output[r.output.index("done:") :]
+    for text in ("Base-to-novel", "Cross-dataset", "Domain generalisation", "toy_shapes", "toy_imagenet_sketch"):
+        assert text in tables
     # per method: B2N toy_shapes base/novel, cross-dataset toy_imagenet + toy_shapes, DG toy_imagenet + sketch
     assert len(records(results)) == 2 * (2 + 2 + 2)
     from bench.datasets.toy.data import DATA_VERSION

@@ -133,7 +133,26 @@ def run(
             console.print(f"submitted {len(result.todo)} Slurm jobs → `bench report` when they finish; "
                           "`bench run` again resubmits only missing runs")  # fmt: skip
         else:
-            console.print(f"[green]done[/]: {result.written} records in {result.seconds:.0f}s → `bench report`")
+            console.print(f"[green]done[/]: {result.written} records in {result.seconds:.0f}s")
+            _print_sweep_tables(result, datasets.split(",") if datasets else None)
+
+
+def _print_sweep_tables(result: SweepResult, datasets: list[str] | None) -> None:
+    """The tables of what this sweep covered (its methods and protocols, every seed in the folder), as `bench report`
+    prints them: a sweep ends on its numbers, not on a pointer to another command."""
+    from bench.report.render import render
+    from bench.report.tables import Table as ReportTable
+    from bench.report.tables import build_report
+
+    methods = sorted({s.method for s in result.specs})
+    protocols = sorted({ev.protocol for s in result.specs for ev in s.evals})
+    tables = build_report(result.results.root, result.suite.name, False, methods, protocols, datasets)
+    for table in tables.values():
+        if isinstance(table, ReportTable):
+            console.print(f"\n[bold]{escape(table.title)}[/]")
+            console.print(render(table, "table", "paper", "std", caption=False), highlight=False, soft_wrap=True,
+                          markup=False)  # fmt: skip
+    console.print(f"\n`bench report --results {result.results.root}` prints every table of the folder, with options")
 
 
 def _print_failures(result: SweepResult) -> None:
