@@ -55,6 +55,12 @@ class Method(nn.Module):
     # Ranges of this method's numeric ``method.*`` keys, beside their defaults; undeclared numbers must be finite and
     # not negative (bench.config.validate).
     option_ranges: ClassVar[dict[str, Range]] = {}
+    # Keys this method added after results existed, with the value that reproduces its earlier behaviour: left out of
+    # the config hash at that value (bench.config.config_hash), so adding an option never re-runs a finished sweep.
+    hash_neutral: ClassVar[dict[tuple[str, str], Any]] = {}
+    # None: the learned parts are class-agnostic, so any class names get learned logits. A method whose learned state
+    # is per training class (a cache, a classifier head) says here what it does for classes it has not trained on.
+    unseen_classes: ClassVar[str | None] = None
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__()
@@ -71,6 +77,12 @@ class Method(nn.Module):
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         """This method's hyper-parameters for ``protocol`` when training on ``dataset`` (merged over BASE_CONFIG)."""
+        return {}
+
+    @classmethod
+    def tiny_options(cls, depth: int) -> dict[str, Any]:
+        """``method.*`` overrides that fit a small backbone with ``depth`` blocks per tower and need no user files:
+        what tests (and ``bench perf`` on a tiny backbone) use in place of the paper's layer choices."""
         return {}
 
     @classmethod
