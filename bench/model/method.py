@@ -2,13 +2,8 @@
 
 A method is an ``nn.Module`` around the frozen :class:`~bench.model.backbone.Backbone`. It owns its learnable parts, its
 default hyper-parameters per protocol and its loss; the harness owns data, the training loop, optimiser, schedule,
-precision, evaluation and results. To add a method, subclass ``Method`` in one file under ``methods/`` and register it::
-
-    @METHODS.register_module(name="mymethod")
-    class MyMethod(Method):
-        @classmethod
-        def default_config(cls, protocol, dataset):
-            return {"method": {...}, "train": {...}}
+precision, evaluation and results. To add a method, subclass ``Method`` in one file under ``methods/`` (or a
+``--plugin`` file) and register it with ``@register_method("mymethod")``; docs/adding-a-method.md is the guide.
 """
 
 from __future__ import annotations
