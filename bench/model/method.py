@@ -77,7 +77,7 @@ class Method(nn.Module):
     @classmethod
     def tiny_options(cls, depth: int) -> dict[str, Any]:
         """``method.*`` overrides that fit a small backbone with ``depth`` blocks per tower and need no user files:
-        what tests (and ``bench perf`` on a tiny backbone) use in place of the paper's layer choices."""
+        what the tests' tiny backbone uses in place of the paper's layer choices (the contract test checks them)."""
         return {}
 
     @classmethod
