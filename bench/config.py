@@ -287,7 +287,7 @@ def _valid_keys(cfg: Mapping[str, Any], prefix: str = "") -> str:
 
 # Harness keys added after results existed, with the value that reproduces the earlier behaviour: left out of the hash
 # at that value, so upgrading never re-runs a finished sweep whose results it would not change (other values are
-# hashed). A method declares its own keys' in ``Method.hash_neutral``.
+# hashed). A method declares its own such keys in ``Method.hash_neutral``.
 HASH_NEUTRAL: dict[tuple[str, str], Any] = {
     ("train", "fewshot_draw"): "coop",
     ("train", "min_steps"): 0,
