@@ -32,6 +32,7 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "momentum": 0.9,
         "weight_decay": 5e-4,
         "eps": 1e-8,  # adam / adamw only
+        "adamw_weight_decay": 0.01,  # adamw only: PyTorch's default (Tip-Adapter-F); `weight_decay` is the L2 of sgd/adam
         "epochs": 10,
         "min_steps": 0,  # >0: raise the epochs until one training takes at least this many steps (small datasets)
         "batch_size": 32,
@@ -42,6 +43,7 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
         "precision": "amp",  # amp (fp16 autocast on CUDA, fp32 on CPU) | bf16 | fp16 (official PREC fp16) | fp32
         "augment": "rrc_flip",  # rrc_flip: RandomResizedCrop(0.08-1) + flip, CoOp's train transform | randaugment | none
         "rrc_scale_min": 0.08,
+        "views": 1,  # augmented views of each training image per step (2: CoPrompt's second view, ``Batch.images2``)
         "fewshot_draw": "coop",  # coop: Dassl's draw for the run's seed (every method) | tip: Tip-Adapter's seed-1 draw
         # frozen-image-encoder methods train on cached features of augmented passes: 0 = a fresh pass every epoch (the
         # official loaders' fresh crop and flip per epoch; each pass is cached once and shared by every method and run
@@ -283,16 +285,13 @@ def _valid_keys(cfg: Mapping[str, Any], prefix: str = "") -> str:
     return ", ".join(keys)
 
 
-# Keys added after results existed, with the value that reproduces the earlier behaviour: left out of the hash at
-# that value, so upgrading never re-runs a finished sweep whose results it would not change (other values are hashed).
-HASH_NEUTRAL = {
+# Harness keys added after results existed, with the value that reproduces the earlier behaviour: left out of the hash
+# at that value, so upgrading never re-runs a finished sweep whose results it would not change (other values are
+# hashed). A method declares its own such keys in ``Method.hash_neutral``.
+HASH_NEUTRAL: dict[tuple[str, str], Any] = {
     ("train", "fewshot_draw"): "coop",
     ("train", "min_steps"): 0,
-    ("method", "own_template"): True,  # zero-shot / Tip ensembles (False on ImageNet changes results: hashed)
-    ("method", "shared_layer"): True,  # RMAdapter
-    ("method", "rec_target"): "input",
-    ("method", "rec_reduction"): "mean",
-    ("method", "con_image_target"): "augmented",
+    ("train", "views"): 1,
     ("world", "data_version"): "4",  # the toy world every record was made in before data versions were hashed
 }
 
@@ -301,15 +300,19 @@ def config_hash(method: str, cfg: Mapping[str, Any], data_version: str | None = 
     """A short hash of everything in the config that can change results, and of a generated world's ``data_version``
     (so a new toy world never counts the old world's records as done)."""
     slim = copy.deepcopy(dict(cfg))
-    if "feature_passes" in slim.get("train", {}) and not get_method(method).trains_on_augmented_features(cfg["train"]):
+    cls = get_method(method)
+    train = slim.get("train", {})
+    if "feature_passes" in train and not cls.trains_on_augmented_features(cfg["train"]):
         # hashed at its old default where it cannot matter (deep methods, no augmentation: the toy suite), so that
         # making fresh augmentation the default re-ran only the runs it changes
-        slim["train"]["feature_passes"] = 10
+        train["feature_passes"] = 10
+    if train.get("optimizer") != "adamw":
+        train.pop("adamw_weight_decay", None)  # read by AdamW only (and hashed where it always was: Tip-Adapter-F)
     if data_version is not None:
         slim["world"] = {"data_version": data_version}
     for section, key in NON_RESULT_KEYS:
         slim.get(section, {}).pop(key, None)
-    for (section, key), neutral in HASH_NEUTRAL.items():
+    for (section, key), neutral in {**HASH_NEUTRAL, **cls.hash_neutral}.items():
         if key in slim.get(section, {}) and slim[section][key] == neutral:
             del slim[section][key]
     if slim.get("world") == {}:

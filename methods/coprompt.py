@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.config import Range
+from bench.config import Range, dassl_sgd
 from bench.errors import ConfigError
 from bench.model.adapters import BottleneckAdapter, residual_blend
 from bench.model.backbone import Backbone, normalize
@@ -75,9 +75,12 @@ class CoPrompt(MaPLe):
         method = {"n_ctx": n_ctx, "ctx_init": "a photo of a", "prompt_depth": depth, "image_ratio": 0.1,
                   "text_ratio": 0.2, "reduction": 4, "consistency_weight": weight,
                   "descriptions": f"gpt_file/{file}_prompt.json" if file else "templates"}  # fmt: skip
-        train = {"optimizer": "sgd", "lr": 0.0035, "epochs": 5 if dataset == "food101" else 8, "batch_size": 4,
-                 "warmup_epochs": 1, "warmup_lr": 1e-5, "precision": "amp", "augment": "randaugment", "views": 2}  # fmt: skip
+        train = dassl_sgd(0.0035, 5 if dataset == "food101" else 8, 4, precision="amp", augment="randaugment", views=2)
         return {"method": method, "train": train}
+
+    @classmethod
+    def tiny_options(cls, depth: int) -> dict[str, Any]:
+        return {**super().tiny_options(depth), "descriptions": "templates"}  # no LLM descriptions offline
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)

@@ -43,6 +43,10 @@ class MaPLe(Method):
         train = dassl_sgd(0.0026 if xd else 0.0035, 2 if xd else 5, 4, precision="amp")
         return {"method": method, "train": train}
 
+    @classmethod
+    def tiny_options(cls, depth: int) -> dict[str, Any]:
+        return {"prompt_depth": depth - 1}
+
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)
         m = cfg["method"]

@@ -60,16 +60,23 @@ class MMA(Method):
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         return mma_config(protocol, dataset)
 
+    @classmethod
+    def tiny_options(cls, depth: int) -> dict[str, Any]:
+        return {"adapter_start": max(1, depth // 2), "adapter_end": depth, "adapter_dim": 8}  # the upper half
+
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)
         m = cfg["method"]
-        n_blocks = min(len(backbone.vision_blocks), len(backbone.text_blocks))
-        layers = layer_range(m["adapter_start"], m["adapter_end"], n_blocks)
+        layers = layer_range(m["adapter_start"], m["adapter_end"], backbone.depth)
         self.adapter = MultiModalAdapter(
             backbone, layers, m["adapter_dim"], m["adapter_scale"], m["activation"], m["grad_scale"],
-            shared_layer=m.get("shared_layer", True),  # an RMAdapter option (Eq. 9); MMA always has the layer
+            shared_layer=self.cross_modal_layer(),
         )  # fmt: skip
         self.register_buffer("token_ids", torch.zeros(0, dtype=torch.long), persistent=False)
+
+    def cross_modal_layer(self) -> bool:
+        """Whether each adapted block keeps MMA's shared r×r layer between the towers (always, in MMA)."""
+        return True
 
     def set_classnames(self, classnames: Sequence[str], template: str = MMA_TEMPLATE, dataset: str = "") -> None:
         super().set_classnames(

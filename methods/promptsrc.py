@@ -82,6 +82,10 @@ class PromptSRC(Method):
         }  # fmt: skip
         return {"method": method, "train": dassl_sgd(0.0025, 50 if few else 20, 4, precision="amp")}
 
+    @classmethod
+    def tiny_options(cls, depth: int) -> dict[str, Any]:
+        return {"text_depth": depth - 1, "vision_depth": depth - 1}
+
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)
         m = cfg["method"]

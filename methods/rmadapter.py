@@ -11,15 +11,16 @@ is a named option under ``method`` whose default is the best-supported guess; th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from bench.config import Range
 from bench.errors import ConfigError
-from bench.model.adapters import ReconstructionBranch, Tap
+from bench.model.adapters import TOWERS, MultiModalAdapter, Tap, activation, kaiming_init_
 from bench.model.backbone import Backbone, normalize
 from bench.model.losses import consistency_loss
 from bench.model.method import Batch
@@ -34,6 +35,129 @@ RECONSTRUCT = {"both": ("visual", "text"), "visual": ("visual",), "text": ("text
 CHOICES = {"reconstruct": tuple(RECONSTRUCT), "con_text_classes": ("all", "label"), "rec_reduction": ("mean", "norm"),
            "rec_text_tokens": ("real", "all"), "rec_target": ("input", "output"),
            "con_image_target": ("augmented", "clean")}  # fmt: skip
+SHARING = ("down", "up", "independent")
+
+
+class ReconstructionBranch(nn.Module):
+    """RMAdapter's auto-encoder branch: ``rec(x) = up2(σ(up1(code)))`` reconstructing the adapter input per layer.
+
+    Args:
+        adapter: the adaptation branch whose layers (and, per ``sharing``, projections) are reused.
+        towers: which towers reconstruct (``visual``, ``text``): Table 4's text-only / visual-only rows.
+        n_layers: linear layers from the code back to width ``d`` (Table 6: 1, 2 = RMAdapter, 3); hidden layers are
+            r→r with σ, the last is r→d (Eq. 10).
+        sharing: ``down`` (RMAdapter: the code is the adapter's own ``down`` output, Eq. 8), ``up`` (own down-projection,
+            the adapter's ``up`` as the last layer) or ``independent`` (own down and up) — Table 5.
+        detach_input: the loss is local (Fig. 3): reconstruct ``ln_1(x)`` from a detached copy, so it trains only this
+            layer's down-projection and decoder and never back-propagates into earlier blocks (rmadapter.md §5.3).
+        act: σ of the hidden layers and of the branch's own down-projection.
+    """
+
+    def __init__(
+        self,
+        adapter: MultiModalAdapter,
+        towers: Sequence[str] = TOWERS,
+        n_layers: int = 2,
+        sharing: str = "down",
+        detach_input: bool = True,
+        act: str = "relu",
+    ) -> None:
+        super().__init__()
+        if sharing not in SHARING:
+            raise ConfigError(f"unknown reconstruction sharing {sharing!r}; use one of {', '.join(SHARING)}")
+        if n_layers < 1:
+            raise ConfigError(f"the reconstruction decoder needs at least one layer, not {n_layers}")
+        self.towers, self.n_layers, self.sharing, self.detach_input = list(towers), n_layers, sharing, detach_input
+        r = adapter.dim
+        self.down = nn.ModuleDict()
+        self.hidden = nn.ModuleDict()
+        self.out = nn.ModuleDict()
+        for tower in self.towers:
+            width = adapter.widths[tower]
+            if sharing != "down":
+                self.down[tower] = nn.ModuleDict(
+                    {str(i): nn.Sequential(nn.Linear(width, r), activation(act)) for i in adapter.layers}
+                )
+            hidden = {}
+            for i in adapter.layers:
+                mods: list[nn.Module] = []
+                for _ in range(n_layers - 1):
+                    mods += [nn.Linear(r, r), activation(act)]
+                hidden[str(i)] = nn.Sequential(*mods)
+            self.hidden[tower] = nn.ModuleDict(hidden)
+            if sharing != "up":
+                self.out[tower] = nn.ModuleDict({str(i): nn.Linear(r, width) for i in adapter.layers})
+        kaiming_init_(self)
+
+    def reconstruct(
+        self, adapter: MultiModalAdapter, tower: str, tap: Tap, target: str = "input"
+    ) -> tuple[Tensor, Tensor]:
+        """(reconstruction, target) for one tapped layer.
+
+        ``target="input"``: the adapter input ``ln_1(x)`` (Fig. 2, "reconstruct input x"); ``"output"``: the block's
+        adapted output, in the same block's ``ln_1`` normalisation (Eqs. 11–12's ``[c_i, E_i]``), which costs a second
+        down-projection on that tensor.
+        """
+        key = str(tap.layer)
+        down = adapter.down[tower][key] if self.sharing == "down" else self.down[tower][key]
+        if target == "input":
+            source = tap.h
+        elif target == "output":
+            if tap.out is None:
+                raise RuntimeError("the adapter did not record block outputs")
+            source = adapter.ln_1(tower, tap.layer)(tap.out)
+        else:
+            raise ConfigError(f"unknown reconstruction target {target!r}; use input or output")
+        goal = source.detach()
+        if self.detach_input:
+            code = down(goal)
+        else:
+            code = tap.code if self.sharing == "down" and target == "input" else down(source)
+        z = self.hidden[tower][key](code)
+        out = adapter.up[tower][key](z) if self.sharing == "up" else self.out[tower][key](z)
+        return out, goal
+
+    def errors(
+        self,
+        adapter: MultiModalAdapter,
+        tower: str,
+        taps: Sequence[Tap],
+        target: str = "input",
+        per_vector: str = "mean",
+        token_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Per-layer, per-sample reconstruction errors, shape (layers, N).
+
+        Each token's error is the squared L2 norm of its residual (``per_vector="norm"``, Eq. 11 literally) or that
+        norm divided by the width ``d`` (``"mean"``: λ absorbs 1/d); a sample's error is the mean over its tokens, or
+        over the tokens ``token_mask`` (N, L) marks (a prompt's real tokens), so it does not depend on other samples.
+        """
+        if per_vector not in ("mean", "norm"):
+            raise ConfigError(f"unknown reconstruction reduction {per_vector!r}; use mean or norm")
+        rows = []
+        for tap in taps:
+            rec, goal = self.reconstruct(adapter, tower, tap, target)
+            err = (rec.float() - goal.float()).pow(2)
+            err = err.sum(-1) if per_vector == "norm" else err.mean(-1)  # (N, L)
+            if token_mask is None:
+                rows.append(err.mean(-1))
+            else:
+                m = token_mask[:, : err.shape[1]].to(err.dtype)
+                rows.append((err * m).sum(-1) / m.sum(-1))
+        if not rows:
+            raise RuntimeError(f"no {tower} layers were tapped for reconstruction")
+        return torch.stack(rows)
+
+    def loss(
+        self, adapter: MultiModalAdapter, tower: str, taps: Sequence[Tap], reduction: str = "sum", **how: Any
+    ) -> Tensor:
+        """Eq. 11/12: the mean over samples of :meth:`errors` (``how``: its keywords), summed or averaged over layers."""
+        per_layer = self.errors(adapter, tower, taps, **how).mean(-1)
+        if reduction == "sum":
+            return per_layer.sum()
+        if reduction == "mean":
+            return per_layer.mean()
+        raise ConfigError(f"unknown reconstruction layer reduction {reduction!r}; use sum or mean")
 
 
 @register_method("rmadapter")
@@ -48,6 +172,13 @@ class RMAdapter(MMA):
     official_precision: ClassVar[str | None] = None  # no official code (MMA's amp is this harness's guess)
 
     option_ranges: ClassVar[dict[str, Range]] = {**MMA.option_ranges, "rec_layers": Range(1, what="decoder layers")}
+    # options added after the first records, at the value those records used
+    hash_neutral: ClassVar[dict[tuple[str, str], Any]] = {
+        ("method", "shared_layer"): True,
+        ("method", "rec_target"): "input",
+        ("method", "rec_reduction"): "mean",
+        ("method", "con_image_target"): "augmented",
+    }
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
@@ -114,6 +245,9 @@ class RMAdapter(MMA):
             if towers
             else None
         )
+
+    def cross_modal_layer(self) -> bool:
+        return self.cfg["method"]["shared_layer"]  # False: Eq. 9 as printed, up(down(x))
 
     def _weight(self, key: str, tower: str) -> float:
         """λ of a reconstruction term; 0 when that tower does not reconstruct."""

@@ -80,6 +80,10 @@ class TCP(Method):
         epochs = 25 if dataset in ("imagenet", "sun397") else 50
         return {"method": method, "train": dassl_sgd(0.002, epochs, 32, optimizer="adam", eps=1e-3, precision="amp")}
 
+    @classmethod
+    def tiny_options(cls, depth: int) -> dict[str, Any]:
+        return {"insert_layer": depth // 2}
+
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)
         m = cfg["method"]

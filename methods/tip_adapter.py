@@ -92,6 +92,10 @@ class TipAdapter(ZeroShotCLIP):
 
     frozen_image_encoder: ClassVar[bool] = True
     trains: ClassVar[bool] = False
+    unseen_classes: ClassVar[str | None] = (
+        "zero-shot CLIP: the cache term is added only when every class of the classifier has cache entries (matched "
+        "by class name); if any class has none, no class gets it"
+    )
 
     option_ranges: ClassVar[dict[str, Range]] = {
         "augment_passes": Range(1, what="augmented cache passes"),
@@ -120,7 +124,7 @@ class TipAdapter(ZeroShotCLIP):
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__(backbone, cfg, n_cls)
-        scale = str(cfg["method"].get("logit_scale", "100"))
+        scale = str(cfg["method"]["logit_scale"])
         if scale != "model" and not scale.replace(".", "", 1).isdigit():
             raise ConfigError(f"method.logit_scale={scale!r}: use a positive number (the official 100) or model")
         self.fixed_scale = None if scale == "model" else float(scale)  # None: the checkpoint's own scale

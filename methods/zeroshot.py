@@ -28,6 +28,8 @@ class ZeroShotCLIP(Method):
     trains: ClassVar[bool] = False
     # zsclip.py: CLIP as loaded, fp16 weights (Tip-Adapter's clip.load too)
     official_precision: ClassVar[str | None] = "fp16"
+    # own_template came after the first records; True is what they did (False on ImageNet changes results: hashed)
+    hash_neutral: ClassVar[dict[tuple[str, str], Any]] = {("method", "own_template"): True}
 
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:

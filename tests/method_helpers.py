@@ -11,15 +11,6 @@ from bench.model.backbone import Backbone
 from bench.model.method import Method
 from bench.registry import get_method
 
-# bench-tiny has 4 blocks: adapters / deep prompts must be placed inside it.
-TINY = {
-    "mma": {"adapter_start": 2, "adapter_end": 4, "adapter_dim": 8},
-    "rmadapter": {"adapter_start": 2, "adapter_end": 4, "adapter_dim": 8},
-    "maple": {"prompt_depth": 3},
-    "promptsrc": {"text_depth": 3, "vision_depth": 3},
-    "tcp": {"insert_layer": 2},
-    "coprompt": {"prompt_depth": 3, "descriptions": "templates"},
-}
 CLASSNAMES = ["cat", "dog", "sea_turtle", "red car", "tree"]
 
 
@@ -29,8 +20,9 @@ def config(name: str, protocol: str = "base2novel", dataset: str = "dtd", **meth
 
 
 def build(name: str, backbone: Backbone, n_cls: int = len(CLASSNAMES), tiny: bool = True, **method: Any) -> Method:
-    """The method with its base-to-novel defaults (and tiny-backbone placement when ``tiny``), classes set."""
-    opts = {**(TINY.get(name, {}) if tiny else {}), **method}
+    """The method with its base-to-novel defaults (and its ``tiny_options`` for the backbone when ``tiny``), classes
+    set."""
+    opts = {**(get_method(name).tiny_options(backbone.depth) if tiny else {}), **method}
     torch.manual_seed(0)
     m = get_method(name)(backbone, config(name, **opts), n_cls=n_cls)
     m.set_classnames(CLASSNAMES[:n_cls])

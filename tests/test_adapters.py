@@ -7,14 +7,8 @@ import torch
 from method_helpers import build, images
 
 from bench.errors import ConfigError
-from bench.model.adapters import (
-    BottleneckAdapter,
-    MultiModalAdapter,
-    ReconstructionBranch,
-    Tap,
-    grad_scale,
-    layer_range,
-)
+from bench.methods.rmadapter import ReconstructionBranch
+from bench.model.adapters import BottleneckAdapter, MultiModalAdapter, Tap, grad_scale, layer_range
 from bench.model.deep_prompts import replace_tokens
 
 

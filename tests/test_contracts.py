@@ -44,5 +44,5 @@ def test_logits_must_cover_exactly_the_evaluated_classes(tiny_backbone, n_eval, 
         acc, per_class = evaluate(probe, items, names, "a photo of a {}.", tiny_backbone, torch.device("cpu"), cache)
         assert 0 <= acc <= 100 and len(per_class) == n_eval
     else:
-        with pytest.raises(BenchError, match=r"logits have shape \(6, 5\) on 3 classes"):
+        with pytest.raises(BenchError, match=r"method 'probe': its logits have shape \(6, 5\) on 3 classes"):
             evaluate(probe, items, names, "a photo of a {}.", tiny_backbone, torch.device("cpu"), cache)

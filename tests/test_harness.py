@@ -44,10 +44,29 @@ def test_bad_cfg_options_are_rejected(opt, match):
 
 def test_keys_added_at_their_old_behaviour_do_not_change_finished_runs_hashes():
     a = {"train": {"lr": 0.1}, "method": {}, "eval": {}}
-    b = {"train": {"lr": 0.1, "fewshot_draw": "coop", "min_steps": 0}, "method": {"own_template": True}, "eval": {}}
+    b = {"train": {"lr": 0.1, "fewshot_draw": "coop", "min_steps": 0, "views": 1}, "method": {}, "eval": {}}
     assert config_hash("coop", a) == config_hash("coop", b)
     b["train"]["fewshot_draw"] = "tip"
     assert config_hash("coop", a) != config_hash("coop", b)
+    # a method's own keys are neutral for that method (and its subclasses) only
+    own = {**a, "method": {"own_template": True}}
+    assert config_hash("zeroshot", own) == config_hash("zeroshot", a)
+    assert config_hash("tip_adapter", own) == config_hash("tip_adapter", a)
+    assert config_hash("coop", own) != config_hash("coop", a)
+    shared = {**a, "method": {"shared_layer": True}}
+    assert config_hash("rmadapter", shared) == config_hash("rmadapter", a)
+    assert config_hash("rmadapter", {**a, "method": {"shared_layer": False}}) != config_hash("rmadapter", a)
+
+
+def test_adamw_weight_decay_is_hashed_only_where_adamw_reads_it():
+    sgd = {"train": {"optimizer": "sgd", "lr": 0.1}, "eval": {}}
+    assert config_hash("coop", sgd) == config_hash(
+        "coop", {**sgd, "train": {**sgd["train"], "adamw_weight_decay": 0.5}}
+    )
+    adamw = {"train": {"optimizer": "adamw", "lr": 0.1, "adamw_weight_decay": 0.01}, "eval": {}}
+    assert config_hash("tip_adapter_f", adamw) != config_hash(
+        "tip_adapter_f", {**adamw, "train": {**adamw["train"], "adamw_weight_decay": 0.02}}
+    )
 
 
 def test_config_hash_ignores_speed_only_keys():

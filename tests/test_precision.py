@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from method_helpers import CLASSNAMES, TINY, config
+from method_helpers import CLASSNAMES, config
 from open_clip.transformer import LayerNormFp32
 
 from bench.model.backbone import load_backbone
@@ -73,7 +73,7 @@ def test_half_backbone_is_converted_as_openais_convert_weights(tiny_backbone, ha
 
 @pytest.mark.parametrize("name", ["coop", "tcp", "clip_adapter", "maple", "mma"])
 def test_fp16_step_keeps_every_learned_tensor_half_and_updates_it(half_backbone, name):
-    cfg = config(name, **TINY.get(name, {}))
+    cfg = config(name, **get_method(name).tiny_options(half_backbone.depth))
     cfg["train"]["precision"] = "fp16"
     torch.manual_seed(0)
     method = get_method(name)(half_backbone, cfg, n_cls=len(CLASSNAMES))

@@ -49,13 +49,14 @@ def test_all_15_registered_with_coop_attributes() -> None:
 
 def test_few_shot_split_draws_val_per_reader(tmp_path: Path) -> None:
     """DTD (Dassl) draws min(shots, 4) val images per class; ImageNet (CoOp) keeps its val list whole."""
+    from bench.config import BASE_CONFIG
     from bench.sweep.plan import RunSpec
     from bench.sweep.runner import fewshot_split, read_dataset
 
     root = make_coop_data(tmp_path / "data", ["dtd", "imagenet"], n_classes=4, train_per_class=8, val_per_class=6)
     sizes = {}
     for name in ("dtd", "imagenet"):
-        spec = RunSpec("zeroshot", "real", name, "all", 1, 8, "bench-tiny", "none", {}, "h", [], str(root),
+        spec = RunSpec("zeroshot", "real", name, "all", 1, 8, "bench-tiny", "none", BASE_CONFIG, "h", [], str(root),
                        str(tmp_path / "res"))  # fmt: skip
         reader, splits = read_dataset(name, str(root))
         train, val, split_hash = fewshot_split(spec, reader, splits)

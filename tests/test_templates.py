@@ -9,7 +9,7 @@ ImageNet-Sketch's (domain generalisation).
 from __future__ import annotations
 
 import pytest
-from method_helpers import TINY, config
+from method_helpers import config
 
 from bench.registry import get_method, method_names
 from bench.sweep.runner import role
@@ -54,7 +54,7 @@ def test_every_method_states_its_evaluation_template() -> None:
     "target,template,which", [("oxford_pets", PETS, 0), ("imagenet_sketch", "a photo of a {}.", 1)]
 )
 def test_cross_dataset_evaluation_uses_the_evaluated_datasets_templates(tiny_backbone, name, target, template, which):
-    cfg = config(name, "cross_dataset", "imagenet", **TINY.get(name, {}))
+    cfg = config(name, "cross_dataset", "imagenet", **get_method(name).tiny_options(tiny_backbone.depth))
     method = get_method(name)(tiny_backbone, cfg, n_cls=2)
     method.set_classnames(["tench", "goldfish"], "a photo of a {}.", "imagenet")  # trained on ImageNet
     method.eval()

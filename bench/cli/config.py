@@ -68,7 +68,7 @@ def show(
         digest = config_hash(method, cfg, the_suite.data_version)
     print(f"# {method} · {protocol} · trained on {train} ({suite} suite) · config hash {digest}")
     print(f"# records: results/records/{suite}/{protocol}/{method}-{digest}/")
-    if cfg["train"].get("min_steps"):
+    if cfg["train"]["min_steps"]:
         print(f"# train.min_steps={cfg['train']['min_steps']}: at run time the epochs rise until one training takes "
               "that many steps")  # fmt: skip
     print(to_yaml(cfg), end="")

@@ -161,6 +161,11 @@ class Backbone(nn.Module):
         return f"{self.arch}/{self.pretrained}"
 
     @property
+    def depth(self) -> int:
+        """Blocks per tower (the shallower tower's): where deep prompts and parallel adapters may go."""
+        return min(len(self.vision_blocks), len(self.text_blocks))
+
+    @property
     def dtype(self) -> torch.dtype:
         """The dtype of the converted weights (float16 in the official fp16 mode): inputs are cast to it, as CLIP's
         ``x.type(self.dtype)``."""

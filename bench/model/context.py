@@ -99,7 +99,8 @@ def _checked(logits: Tensor, method: Method, classnames: Sequence[str]) -> Tenso
     that kept its training head (a base-class probe evaluated on novel classes) is an error, not a number."""
     if logits.dim() != 2 or logits.shape[1] != len(classnames):
         raise BenchError(
-            f"{method.name}: its logits have shape {tuple(logits.shape)} on {len(classnames)} classes; a method must "
-            "score exactly the classes set by set_classnames (base, novel or another dataset's)"
+            f"method {method.name or type(method).__qualname__!r}: its logits have shape {tuple(logits.shape)} on "
+            f"{len(classnames)} classes; a method must score exactly the classes set by set_classnames (base, novel or "
+            "another dataset's)"
         )
     return logits.argmax(-1)

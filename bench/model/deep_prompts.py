@@ -19,9 +19,8 @@ from bench.model.backbone import Backbone, BlockFn
 
 def check_depth(depth: int, backbone: Backbone, key: str) -> int:
     """``depth`` (prompted blocks, counting the input) must fit the backbone; a ConfigError naming ``key`` if not."""
-    n_blocks = min(len(backbone.vision_blocks), len(backbone.text_blocks))
-    if not 1 <= depth <= n_blocks:
-        raise ConfigError(f"{key}={depth} must be within 1..{n_blocks} (the backbone's blocks)")
+    if not 1 <= depth <= backbone.depth:
+        raise ConfigError(f"{key}={depth} must be within 1..{backbone.depth} (the backbone's blocks)")
     return depth
 
 

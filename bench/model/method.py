@@ -2,13 +2,8 @@
 
 A method is an ``nn.Module`` around the frozen :class:`~bench.model.backbone.Backbone`. It owns its learnable parts, its
 default hyper-parameters per protocol and its loss; the harness owns data, the training loop, optimiser, schedule,
-precision, evaluation and results. To add a method, subclass ``Method`` in one file under ``methods/`` and register it::
-
-    @METHODS.register_module(name="mymethod")
-    class MyMethod(Method):
-        @classmethod
-        def default_config(cls, protocol, dataset):
-            return {"method": {...}, "train": {...}}
+precision, evaluation and results. To add a method, subclass ``Method`` in one file under ``methods/`` (or a
+``--plugin`` file) and register it with ``@register_method("mymethod")``; docs/adding-a-method.md is the guide.
 """
 
 from __future__ import annotations
@@ -55,6 +50,12 @@ class Method(nn.Module):
     # Ranges of this method's numeric ``method.*`` keys, beside their defaults; undeclared numbers must be finite and
     # not negative (bench.config.validate).
     option_ranges: ClassVar[dict[str, Range]] = {}
+    # Keys this method added after results existed, with the value that reproduces its earlier behaviour: left out of
+    # the config hash at that value (bench.config.config_hash), so adding an option never re-runs a finished sweep.
+    hash_neutral: ClassVar[dict[tuple[str, str], Any]] = {}
+    # None: the learned parts are class-agnostic, so any class names get learned logits. A method whose learned state
+    # is per training class (a cache, a classifier head) says here what it does for classes it has not trained on.
+    unseen_classes: ClassVar[str | None] = None
 
     def __init__(self, backbone: Backbone, cfg: dict[str, Any], n_cls: int = 0) -> None:
         super().__init__()
@@ -71,6 +72,12 @@ class Method(nn.Module):
     @classmethod
     def default_config(cls, protocol: str, dataset: str) -> dict[str, Any]:
         """This method's hyper-parameters for ``protocol`` when training on ``dataset`` (merged over BASE_CONFIG)."""
+        return {}
+
+    @classmethod
+    def tiny_options(cls, depth: int) -> dict[str, Any]:
+        """``method.*`` overrides that fit a small backbone with ``depth`` blocks per tower and need no user files:
+        what the tests' tiny backbone uses in place of the paper's layer choices (the contract test checks them)."""
         return {}
 
     @classmethod

@@ -51,7 +51,7 @@ def build_optimizer(params: list[torch.nn.Parameter], cfg: dict[str, Any]) -> to
     if name == "adam":  # Dassl's adam: torch's Adam with L2 weight decay (TCP)
         return torch.optim.Adam(params, lr=cfg["lr"], eps=cfg["eps"], weight_decay=cfg["weight_decay"])
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg["lr"], eps=cfg["eps"], weight_decay=cfg.get("adamw_weight_decay", 0.01))
+        return torch.optim.AdamW(params, lr=cfg["lr"], eps=cfg["eps"], weight_decay=cfg["adamw_weight_decay"])
     raise BenchError(f"unknown optimizer {name!r} (train.optimizer); use sgd, adam or adamw")
 
 
@@ -81,7 +81,7 @@ def resolve_schedule(cfg: dict[str, Any], n_train: int) -> dict[str, Any]:
     classes a 5-epoch method takes 15–50 steps, which on the real benchmark happens only on EuroSAT.
     """
     train = cfg["train"]
-    min_steps, epochs = train.get("min_steps", 0), train["epochs"]
+    min_steps, epochs = train["min_steps"], train["epochs"]
     if not min_steps or epochs <= 0:
         return cfg
     needed = math.ceil(min_steps / steps_per_epoch(n_train, train["batch_size"]))
@@ -375,9 +375,7 @@ class _batches:
         else:
             tf = train_transform(ctx.backbone.image_size, cfg["augment"], cfg["rrc_scale_min"])
             self.loader = DataLoader(
-                # train.views (only in the configs of methods that use a second view, e.g. CoPrompt; absent = 1,
-                # so adding it changed no other method's config hash)
-                ImageDataset(ctx.train, tf, cfg.get("views", 1)),
+                ImageDataset(ctx.train, tf, cfg["views"]),
                 batch_size=self.bs,
                 shuffle=True,
                 drop_last=self.drop_last,

@@ -84,7 +84,7 @@ def fewshot_split(spec: RunSpec, reader: DatasetReader, splits: DatasetSplits) -
     ``train.fewshot_draw=tip`` takes Tip-Adapter's official draw instead (seed 1 for every run, full validation set).
     """
     root = Path(spec.data_root)
-    draw = spec.config.get("train", {}).get("fewshot_draw", "coop")
+    draw = spec.config["train"]["fewshot_draw"]
     path = spec.layout.split(spec.suite, reader.name, spec.shots, spec.seed, draw)
     with lock(path):
         if path.exists():
