@@ -1,4 +1,5 @@
-"""The registries (mmengine ``Registry``): methods, datasets, suites and backbone builders, looked up by lowercase name.
+"""The registries (mmengine ``Registry``): methods, protocols, datasets, suites and backbone builders, looked up by
+lowercase name.
 
 Each registry names the modules whose import registers its entries (``locations``), so the core never imports a
 method, a dataset reader or the toy world by name: ``bench.methods`` discovers every module in ``methods/``,
@@ -20,6 +21,9 @@ from bench.errors import ConfigError
 
 _DATA = "bench.datasets.registered"  # readers and the toy world; importing ``bench.datasets`` alone registers nothing
 METHODS = Registry("method", scope="bench", locations=["bench.methods"])
+# How a sweep trains and evaluates, and how the report tables it (``bench.sweep.protocols.Protocol`` classes): the
+# papers' four live in the core; more register the same way, from a ``--plugin``. Kept in registration order.
+PROTOCOLS = Registry("protocol", scope="bench", locations=["bench.sweep.protocols"])
 DATASETS = Registry("dataset", scope="bench", locations=[_DATA])
 # Benchmark worlds (``bench.sweep.suites.Suite`` objects): "real" lives in the core, "toy" registers itself.
 SUITES = Registry("suite", scope="bench", locations=[_DATA])
@@ -31,17 +35,28 @@ T = TypeVar("T", bound=type)
 
 def register_method(name: str) -> Callable[[T], T]:
     """Class decorator: register a :class:`~bench.model.method.Method` under ``name`` and set ``cls.name``."""
+    return _register(METHODS, "register_method", name)
+
+
+def register_protocol(name: str) -> Callable[[T], T]:
+    """Class decorator: register a :class:`~bench.sweep.protocols.Protocol` under ``name`` and set ``cls.name``."""
+    return _register(PROTOCOLS, "register_protocol", name)
+
+
+def _register(registry: Registry, decorator: str, name: str) -> Callable[[T], T]:
+    """Register a class under ``name`` and set ``cls.name``; a name taken by another class is a ConfigError (the same
+    class imported again, from a reloaded module, is fine)."""
 
     def deco(cls: T) -> T:
-        taken = METHODS.module_dict.get(name)
+        taken = registry.module_dict.get(name)
         same = taken is not None and (taken.__module__, taken.__qualname__) == (cls.__module__, cls.__qualname__)
-        if taken is not None and not same:  # the same class imported again (a reloaded module) is fine
+        if taken is not None and not same:
             raise ConfigError(
-                f"method name {name!r} is taken by {taken.__module__}.{taken.__qualname__}; register "
-                f"{cls.__qualname__} under another name, e.g. @register_method({name + '_v2'!r})"
+                f"{registry.name} name {name!r} is taken by {taken.__module__}.{taken.__qualname__}; register "
+                f"{cls.__qualname__} under another name, e.g. @{decorator}({name + '_v2'!r})"
             )
         cls.name = name  # type: ignore[attr-defined]
-        METHODS.register_module(name=name, module=cls, force=taken is not None)
+        registry.register_module(name=name, module=cls, force=taken is not None)
         return cls
 
     return deco

@@ -153,10 +153,11 @@ def _records(results: Path, root: Path) -> str:
 def _grid(seeds: list[int], root: Path, results: Path) -> list:
     """The full paper grid (every method, base-to-novel + cross-dataset + DG) for ``seeds``."""
     from bench.registry import METHODS, parse_names
-    from bench.sweep.plan import ALL_PROTOCOLS, plan
+    from bench.sweep.plan import plan
+    from bench.sweep.protocols import parse_protocols
     from bench.sweep.suites import REAL
 
-    return plan(parse_names("all", METHODS), list(ALL_PROTOCOLS), REAL, seeds, None, root, results)
+    return plan(parse_names("all", METHODS), parse_protocols("all"), REAL, seeds, None, root, results)
 
 
 def _evals_per_seed(root: Path, results: Path) -> int:

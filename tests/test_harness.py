@@ -14,6 +14,7 @@ from bench.model.trainer import lr_factor, resolve_schedule, steps_per_epoch
 from bench.report import tables as report
 from bench.sweep import plan as planlib
 from bench.sweep.layout import ResultsLayout
+from bench.sweep.protocols import parse_protocols
 from bench.sweep.suites import REAL
 
 # -- config ------------------------------------------------------------------------------------------------------------
@@ -122,11 +123,11 @@ def test_pending_tracks_records(tmp_path):
 @pytest.mark.parametrize("bad", ["nope", "base2novel,xyz"])
 def test_unknown_protocol(bad):
     with pytest.raises(ConfigError, match="unknown protocol"):
-        planlib.parse_protocols(bad)
+        parse_protocols(bad)
 
 
 def test_all_protocols_are_the_papers_three():
-    assert planlib.parse_protocols("all") == ["base2novel", "cross_dataset", "domain_generalization"]
+    assert parse_protocols("all") == ["base2novel", "cross_dataset", "domain_generalization"]
 
 
 def test_unknown_dataset_lists_valid_ones(tmp_path):

@@ -267,13 +267,14 @@ def test_every_method_builds_with_the_toy_suites_settings_for_every_protocol() -
     """The toy suite's overrides fit toy-vit's 6 blocks for every method and protocol, and need no external files."""
     from bench.model.backbone import load_backbone
     from bench.registry import get_method, method_names
-    from bench.sweep.plan import PROTOCOLS, resolve_config
+    from bench.sweep.plan import resolve_config
+    from bench.sweep.protocols import protocol_names
     from bench.sweep.suites import get_suite
 
     suite = get_suite("toy")
     backbone = load_backbone(suite.backbone, suite.pretrained)
     for name in method_names():
-        for protocol in PROTOCOLS:
+        for protocol in protocol_names():
             for dataset in (suite.source, suite.datasets[1]):
                 cfg = resolve_config(name, protocol, dataset, suite, {})
                 assert cfg["train"]["augment"] == "none"

@@ -44,14 +44,16 @@ def run(
     method: Annotated[str, typer.Option("--method", "-m", help="Method name, comma list, or 'all'.")] = "zeroshot",
     protocol: Annotated[
         str,
-        typer.Option("--protocol", "-p", help="base2novel | cross_dataset | domain_generalization | few_shot | all"),
+        typer.Option("--protocol", "-p", help="Comma list of `bench list protocols`, or 'all' (those papers report)."),
     ] = "base2novel",
     suite: Annotated[
         str | None, typer.Option(help="real | toy. Default: real if a data root is given, else the offline toy suite.")
     ] = None,
     datasets: Annotated[str | None, typer.Option("--datasets", "-d", help="Comma list (default: the suite's).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma list of seeds.")] = "1,2,3",
-    shots: Annotated[str | None, typer.Option(help="Shots per class (default 16; few_shot: 1,2,4,8,16).")] = None,
+    shots: Annotated[
+        str | None, typer.Option(help="Shots per class (default: the protocol's; 16, few_shot: 1,2,4,8,16).")
+    ] = None,
     backbone: Annotated[str | None, typer.Option(help="open_clip architecture (default: ViT-B-16).")] = None,
     pretrained: Annotated[
         str | None, typer.Option(help="open_clip pretrained tag (default: openai), a file, or 'none' (random init).")
@@ -270,15 +272,18 @@ def report(
         tuple[str, str] | None,
         typer.Option(help="A B: paired A − B over matching dataset × seed runs, with a Wilcoxon signed-rank test."),
     ] = None,
+    plugin: PluginOpt = None,
 ) -> None:
     """Tables from the records (mean ± std over seeds), the missing runs, and optionally a paired comparison."""
+    from bench.registry import load_plugins
     from bench.report.compare import compare as compare_labels
     from bench.report.render import render
+    from bench.report.tables import LISTS, build_report, filter_records, load_records
     from bench.report.tables import Table as ReportTable
-    from bench.report.tables import build_report, filter_records, load_records
-    from bench.sweep.plan import parse_protocols
+    from bench.sweep.protocols import parse_protocols
 
     with user_errors():
+        load_plugins(plugin)  # the protocols (and methods) the records name
         if format not in ("table", "markdown", "csv", "latex"):
             raise ConfigError(f"--format {format!r}: use table, markdown, csv or latex")
         if layout not in ("paper", "long"):
@@ -300,23 +305,20 @@ def report(
                 f"--format csv writes one table per file: pass --out DIR, or pick one of the {len(results_tables)} "
                 "tables with --protocol (and --suite)"
             )
-        lists = {"missing": "Missing runs (left out of every average)",
-                 "failed": "Failed runs (left out of every average; `bench run` retries them)",
-                 "unreadable": "Unreadable records (skipped; `bench run` redoes them)"}  # fmt: skip
         for name, table in tables.items():
             if format == "csv" and out is not None:
                 continue  # one file per table under --out, never several tables in one stream
             if format == "csv":
                 if not isinstance(table, ReportTable):
-                    err_console.print(f"{lists.get(name, name)}: {len(table)} (see --format table)")
+                    err_console.print(f"{LISTS.get(name, name)}: {len(table)} (see --format table)")
                 else:
                     print(render(table, "csv"), end="")
             elif format == "table":
-                console.print(f"\n[bold]{escape(lists.get(name) or getattr(table, 'title', name))}[/]")
+                console.print(f"\n[bold]{escape(LISTS.get(name) or getattr(table, 'title', name))}[/]")
                 text = render(table, "table", layout, interval, caption=False)
                 console.print(text, highlight=False, soft_wrap=True, markup=False)
             else:
-                print(f"\n{lists.get(name) or name}\n" if not isinstance(table, ReportTable) else "")
+                print(f"\n{LISTS.get(name) or name}\n" if not isinstance(table, ReportTable) else "")
                 print(render(table, format, layout, interval))
         if not tables:
             console.print("no records match")
@@ -379,9 +381,9 @@ def list_(
                 table.add_row(name, cls.dataset_dir, cls.template, role)
             console.print(table)
         elif what == "protocols":
-            from bench.sweep.plan import PROTOCOLS
+            from bench.sweep.protocols import protocol_names
 
-            for p in PROTOCOLS:
+            for p in protocol_names():
                 console.print(p)
         else:
             raise ConfigError(f"bench list {what!r}: use methods, datasets or protocols")

@@ -49,7 +49,9 @@ ConfigFileOpt = Annotated[
 ]
 PluginOpt = Annotated[
     list[str] | None,
-    typer.Option(help="Import this module (a dotted name or a .py file) first: it registers extra methods/datasets."),
+    typer.Option(
+        help="Import this module (a dotted name or a .py file) first: it registers extra methods/datasets/protocols."
+    ),
 ]
 
 

@@ -21,7 +21,7 @@ def show(
     ctx: typer.Context,
     method: Annotated[str, typer.Option("--method", "-m", help="One method.")],
     protocol: Annotated[
-        str, typer.Option("--protocol", "-p", help="base2novel | cross_dataset | domain_generalization | few_shot")
+        str, typer.Option("--protocol", "-p", help="A protocol of `bench list protocols`, e.g. base2novel.")
     ] = "base2novel",
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="The training dataset (default: the suite's source).")
@@ -37,14 +37,14 @@ def show(
     `<method>-<hash>` folder its records go to. Redirect it to a file, edit it, and pass it to `bench run --config`."""
     from bench.config import config_hash, load_config_file, parse_cfg_options, to_yaml
     from bench.registry import load_plugins
-    from bench.sweep.plan import PROTOCOLS, resolve_config
+    from bench.sweep.plan import resolve_config
+    from bench.sweep.protocols import get_protocol
     from bench.sweep.suites import get_suite, suite_names
 
     method = method
     with user_errors():
         load_plugins(plugin)
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"--protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        the_protocol = get_protocol(protocol)
         if suite is None:
             found = [n for n in suite_names() if dataset is None or dataset in _datasets(get_suite(n))]
             if not found:
@@ -55,7 +55,7 @@ def show(
             raise ConfigError(f"--dataset {dataset!r} is not in the {suite} suite; valid: "
                               f"{', '.join(_datasets(the_suite))}")  # fmt: skip
         train = dataset or the_suite.source
-        if protocol in ("cross_dataset", "domain_generalization") or train in the_suite.domain_generalization:
+        if the_protocol.transfer or train in the_suite.domain_generalization:
             train = the_suite.source  # one source model per seed, evaluated on every target
         extra = list(ctx.args)  # `--cfg-options a=1 b=2`: as in `bench run`, the values after the first
         bad = [a for a in extra if "=" not in a]

@@ -18,6 +18,7 @@ from scipy import stats
 
 from bench.errors import ConfigError
 from bench.report.tables import dataset_order, per_seed
+from bench.sweep.protocols import get_protocol
 
 ALPHA = 0.05
 
@@ -39,7 +40,7 @@ class Comparison:
 
     def per_dataset(self) -> pd.DataFrame:
         """Per dataset (and shots): both means over the matched seeds, the mean difference, its seed std, n."""
-        keys = ["dataset", "shots"] if self.protocol == "few_shot" else ["dataset"]
+        keys = ["dataset", "shots"] if get_protocol(self.protocol).layout.by_shots else ["dataset"]
         g = self.pairs.groupby(keys, sort=False)
         out = g.agg(a=("a", "mean"), b=("b", "mean"), diff=("diff", "mean"), std=("diff", "std"), n=("diff", "count"))
         names = {"a": f"{self.a} (mean of seed {self.metric})", "b": f"{self.b} (mean of seed {self.metric})"}
@@ -69,10 +70,11 @@ def compare(records: pd.DataFrame, a: str, b: str) -> list[Comparison]:
     out = []
     for protocol in records["protocol"].unique():
         seeds = per_seed(records[records["protocol"] == protocol], protocol)
-        if protocol in ("cross_dataset", "domain_generalization"):
+        the_protocol = get_protocol(protocol)
+        if the_protocol.transfer:
             sources = set(records.loc[records["protocol"] == protocol, "train_dataset"])
             seeds = seeds[~seeds["dataset"].isin(sources)]  # the targets, as the Average
-        metric = "HM" if protocol == "base2novel" else "Acc"
+        metric = "HM" if the_protocol.base_novel else "Acc"
         seeds = seeds[seeds["metric"] == metric].dropna(subset="value")
         key = ["backbone", "dataset", "shots", "seed"]
         pairs = seeds[seeds["label"] == a][[*key, "value"]].merge(

@@ -21,13 +21,10 @@ from bench.errors import DataError
 from bench.io import atomic_write_text
 from bench.report.compare import Comparison
 from bench.report.render import _notes, arrange
-from bench.report.tables import Table, filter_records, label_methods
+from bench.report.tables import LISTS, Table, filter_records, label_methods
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.record import Record
 
-LISTS = {"missing": "Missing runs (left out of every average)",
-         "failed": "Failed runs (left out of every average; `bench run` retries them)",
-         "unreadable": "Unreadable records (skipped; `bench run` redoes them)"}  # fmt: skip
 MAX_PER_CLASS = 2000  # records shown with per-class accuracy: beyond this the page gets too heavy to open
 
 STYLE = """

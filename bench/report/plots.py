@@ -120,7 +120,8 @@ def plot_few_shot(table: Table, path: Path) -> Path:
 
 
 def plot(table: Table, folder: Path) -> Path:
-    """The table's figure, as ``<table name>.png`` in ``folder``."""
-    protocol = str(table.cells["protocol"].iloc[0])
-    draw = {"base2novel": plot_base2novel, "few_shot": plot_few_shot}.get(protocol, plot_transfer)
+    """The table's figure, as ``<table name>.png`` in ``folder``: bars of Base, Novel and HM, accuracy against shots,
+    or accuracy per dataset, as the protocol's table is laid out."""
+    protocol = table.protocol
+    draw = plot_base2novel if protocol.base_novel else plot_few_shot if protocol.layout.by_shots else plot_transfer
     return draw(table, folder / f"{table.name}.png")

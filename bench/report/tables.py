@@ -1,4 +1,5 @@
-"""Records → the tables papers print: base-to-novel (Base/Novel/HM), cross-dataset, domain generalisation, few-shot.
+"""Records → the tables papers print: base-to-novel (Base/Novel/HM), cross-dataset, domain generalisation, few-shot;
+one table per registered protocol, laid out and titled as its :class:`~bench.sweep.protocols.Protocol` declares.
 
 Every table is built from one long frame of *cells* (one row per label × dataset × metric [× shots]) with the mean,
 the standard deviation over seeds and the number of seeds; the renderers lay the same cells out as the papers do
@@ -39,12 +40,12 @@ from bench.registry import get_method
 from bench.report.failures import load_failures, not_failed
 from bench.sweep.layout import ResultsLayout
 from bench.sweep.plan import resolve_config
+from bench.sweep.protocols import Protocol, get_protocol, protocol_names, transfer_protocols
 from bench.sweep.record import KEY as RECORD_KEY
 from bench.sweep.record import Record
 from bench.sweep.suites import get_suite
 
 KEY = list(RECORD_KEY)
-PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization", "few_shot")
 AVERAGE, MEAN_HM = "Average", "Mean of per-dataset HM"
 
 # The papers' names (RMAdapter Table 1–3); datasets of other suites keep their ids.
@@ -217,11 +218,7 @@ def dataset_order(suite: str, protocol: str) -> list[str]:
         s = get_suite(suite)
     except BenchError:
         return []
-    if protocol == "cross_dataset":
-        return [s.source, *s.cross_dataset]
-    if protocol == "domain_generalization":
-        return [s.source, *s.domain_generalization]
-    return list(s.datasets)
+    return list(get_protocol(protocol).datasets(s))
 
 
 @cache
@@ -267,6 +264,10 @@ class Table:
     def suite(self) -> str:
         return str(self.cells["suite"].iloc[0])
 
+    @property
+    def protocol(self) -> Protocol:
+        return get_protocol(str(self.cells["protocol"].iloc[0]))
+
 
 CELL_COLUMNS = ["suite", "protocol", "backbone", "label", "method", "dataset", "shots", "metric", "mean", "std", "n"]
 # build_table adds ``marks`` (footnote numbers, "1,3") and ``complete`` (False: an Average over fewer datasets than the
@@ -278,7 +279,7 @@ def per_seed(records: pd.DataFrame, protocol: str) -> pd.DataFrame:
     df = records[records["protocol"] == protocol].copy()
     df["backbone"] = df["backbone"] + "/" + df["pretrained"]
     keys = ["suite", "protocol", "backbone", "label", "method", "dataset", "shots", "seed"]
-    if protocol != "base2novel":
+    if not get_protocol(protocol).base_novel:
         return df.assign(metric="Acc", value=df["accuracy"])[[*keys, "metric", "value"]]
     wide = df.pivot_table(index=keys, columns="subset", values="accuracy").reindex(columns=["base", "novel"])
     wide = wide.rename(columns={"base": "Base", "novel": "Novel"})
@@ -338,11 +339,12 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
     if df.empty:
         return None
     suite = str(df["suite"].iloc[0])
-    df = _distinct(df, protocol)
+    the_protocol = get_protocol(protocol)
+    df = _distinct(df, the_protocol)
     seeds = per_seed(df, protocol)
     cells = _cells(seeds)
     order = dataset_order(suite, protocol)
-    source = [df["train_dataset"].iloc[0]] if protocol in ("cross_dataset", "domain_generalization") else []
+    source = [df["train_dataset"].iloc[0]] if the_protocol.transfer else []
     expected = [d for d in order if d not in source] or sorted(set(df["dataset"]) - set(source))
     incomplete = _incomplete(df, missing)
     # per label: the datasets an Average may use (every expected dataset with all its runs) and a note when it falls
@@ -351,7 +353,7 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
     notes: dict[str, list[tuple]] = {}
     for key, g in cells.groupby(["suite", "protocol", "backbone", "label"]):
         have = set(g.loc[g["mean"].notna(), "dataset"])
-        if protocol == "base2novel":
+        if the_protocol.base_novel:
             both = g[g["metric"] == "HM"]
             have = set(both.loc[both["mean"].notna(), "dataset"])
         ok = [d for d in expected if d in have and (key[3], d) not in incomplete]
@@ -368,16 +370,12 @@ def build_table(records: pd.DataFrame, protocol: str, missing: pd.DataFrame | No
     short = {k[3] for keys in notes.values() for k in keys}
     partial = cells["dataset"].isin([AVERAGE, MEAN_HM]) & cells["label"].isin(short)
     cells["complete"] = ~partial & ~pd.Series(list(zip(cells["label"], cells["dataset"], strict=True))).isin(incomplete)
-    cells = _sorted(cells, [AVERAGE, MEAN_HM, *order] if protocol == "base2novel" else [*order, AVERAGE])
-    layout = {
-        "base2novel": (["dataset"], ["label", "metric"]),
-        "cross_dataset": (["label"], ["dataset"]),
-        "domain_generalization": (["label"], ["dataset"]),
-        "few_shot": (["dataset", "label"], ["shots"]),
-    }[protocol]
+    cells = _sorted(cells, [AVERAGE, MEAN_HM, *order] if the_protocol.base_novel else [*order, AVERAGE])
     backbones = ", ".join(sorted(cells["backbone"].unique()))
     seed_list = ",".join(map(str, sorted(df["seed"].unique())))
-    table = Table(protocol, f"{TITLES[protocol]} · {suite} suite · {backbones} · seeds {seed_list}", cells, *layout)
+    title = f"{the_protocol.title} · {suite} suite · {backbones} · seeds {seed_list}"
+    layout = the_protocol.layout
+    table = Table(protocol, title, cells, list(layout.rows), list(layout.columns))
     for text, keys in notes.items():
         labels = {k[3] for k in keys}
         table.add_note(f"{', '.join(sorted(labels))}: {text}", (cells["dataset"].isin([AVERAGE, MEAN_HM])
@@ -406,25 +404,16 @@ def note_runs(table: Table, records: pd.DataFrame) -> None:
         table.add_note(str(text), own | averages)
 
 
-def _distinct(df: pd.DataFrame, protocol: str) -> pd.DataFrame:
+def _distinct(df: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
     """Labels that keep apart what the layout would merge: the backbone when a table has several, the shots when a
-    protocol other than few-shot was run at several."""
+    protocol whose table has no shots axis was run at several."""
     df = df.copy()
     backbone = df["backbone"] + "/" + df["pretrained"]
     if backbone.nunique() > 1:
         df["label"] += " · " + backbone
-    if protocol != "few_shot" and df["shots"].nunique() > 1:
+    if not protocol.layout.by_shots and df["shots"].nunique() > 1:
         df["label"] += " · " + df["shots"].astype(str) + " shots"
     return df
-
-
-TITLES = {
-    "base2novel": "Base-to-novel generalisation (Base, Novel: means over seeds; HM of the means; Average: HM of the "
-    "averaged Base and Novel)",
-    "cross_dataset": "Cross-dataset transfer (accuracy; Average = mean of the targets)",
-    "domain_generalization": "Domain generalisation (accuracy; Average = mean of the targets)",
-    "few_shot": "Few-shot accuracy",
-}
 
 
 def label_order(cells: pd.DataFrame) -> list[str]:
@@ -490,7 +479,7 @@ def add_published(table: Table) -> Table:
     ours = cells[(cells["backbone"] == PAPER_BACKBONE) & (cells["label"] == cells["method"]) & (cells["shots"] == 16)]
     pub = pub.assign(dataset=pub["dataset"].replace({"average": AVERAGE}),
                      metric=pub["metric"].map({"hm": "HM", "accuracy": "Acc"}))  # fmt: skip
-    if table.name == "base2novel":
+    if table.protocol.base_novel:
         pub.loc[pub["metric"] == "Acc", "metric"] = pub["subset"].str.capitalize()
     pub = pub[pub["method"].isin(ours["method"]) & pub["dataset"].isin(cells["dataset"])]
     if pub.empty:
@@ -518,6 +507,12 @@ def add_published(table: Table) -> Table:
 # ---------------------------------------------------------------------------------------------------------------------
 # The report
 
+# The plain lists a report may hold besides its tables, with their headings.
+LISTS = {"missing": "Missing runs (left out of every average)",
+         "failed": "Failed runs (left out of every average; `bench run` retries them)",
+         "unreadable": "Unreadable records (skipped; `bench run` redoes them)",
+         "unregistered": "Records of protocols not registered here (no table: pass the --plugin that registers them)"}  # fmt: skip
+
 
 def build_report(
     results: str | Path,
@@ -527,8 +522,9 @@ def build_report(
     protocols: list[str] | None = None,
     datasets: list[str] | None = None,
 ) -> dict[str, Table | pd.DataFrame]:
-    """Every table of the results folder (one per suite × protocol; named ``<protocol>`` when one suite is there,
-    else ``<suite>_<protocol>``), plus the lists of missing and unreadable runs. Filters keep the named methods
+    """Every table of the results folder (one per suite × registered protocol; named ``<protocol>`` when one suite is
+    there, else ``<suite>_<protocol>``), plus the lists of ``LISTS``: missing, failed and unreadable runs, and the
+    records of protocols not registered. Filters keep the named methods
     (method or label), protocols and datasets (an Average then covers the kept datasets, and says so)."""
     unreadable: list[tuple[str, str]] = []
     records = load_records(results, suite, unreadable)
@@ -542,8 +538,9 @@ def build_report(
     missing = filter_records(missing, methods, protocols, datasets)
     out: dict[str, Table | pd.DataFrame] = {}
     suites = sorted(records["suite"].unique())
+    registered = protocol_names()
     for s in suites:
-        for protocol in PROTOCOLS:
+        for protocol in registered:
             table = build_table(records[records["suite"] == s], protocol, missing)
             if table is not None:
                 if len(suites) > 1:
@@ -555,6 +552,9 @@ def build_report(
         out["missing"] = missing
     if unreadable:
         out["unreadable"] = pd.DataFrame(unreadable, columns=["record", "problem"])
+    unregistered = records[~records["protocol"].isin(registered)]
+    if not unregistered.empty:
+        out["unregistered"] = unregistered.groupby(["suite", "protocol"]).size().reset_index(name="records")
     return out
 
 
@@ -569,7 +569,7 @@ def filter_records(
     if protocols:
         keep &= df["protocol"].isin(protocols)
     if datasets:
-        source = df["protocol"].isin(["cross_dataset", "domain_generalization"]) & (df["dataset"] == df.get(
+        source = df["protocol"].isin(transfer_protocols()) & (df["dataset"] == df.get(
             "train_dataset", df["dataset"]))  # fmt: skip
         keep &= df["dataset"].isin(datasets) | source
     return df[keep]

@@ -1,4 +1,5 @@
-"""Protocols and the run plan: method × protocol × dataset × seed × shots × backbone → RunSpecs.
+"""The run plan: method × protocol × dataset × seed × shots × backbone → RunSpecs (each protocol's trainings and
+evaluations are its own: ``bench.sweep.protocols``).
 
 A :class:`RunSpec` is one training (or none, for zero-shot) and the evaluations that use it. Cross-dataset and
 domain-generalisation runs that share a training (same method, config, source, seed) are merged into one RunSpec,
@@ -18,12 +19,9 @@ from bench.config import BASE_CONFIG, apply_options, config_hash, deep_merge, va
 from bench.errors import ConfigError
 from bench.registry import get_method
 from bench.sweep.layout import ResultsLayout
+from bench.sweep.protocols import get_protocol
 from bench.sweep.record import KEY, record_ok
 from bench.sweep.suites import Suite
-
-PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization", "few_shot")
-ALL_PROTOCOLS = ("base2novel", "cross_dataset", "domain_generalization")  # `--protocol all`, as papers report
-FEW_SHOT_SHOTS = (1, 2, 4, 8, 16)
 
 
 @dataclass(frozen=True)
@@ -121,9 +119,6 @@ def plan(
     pretrained = pretrained or suite.pretrained
     suite = suite.with_datasets(datasets or ())  # a --plugin's own datasets join the suite's protocols
 
-    def chosen(names: tuple[str, ...]) -> list[str]:
-        return [d for d in names if datasets is None or d in datasets]
-
     runs: dict[tuple, RunSpec] = {}
     # a config depends on (method, protocol, training set) only: resolved once and shared (read-only) by every seed
     # and shot count, so planning stays linear and fast in the number of seeds
@@ -145,24 +140,12 @@ def plan(
             )  # fmt: skip
 
     for method in methods:
-        for protocol in protocols:
+        for protocol in map(get_protocol, protocols):
             for seed in seeds:
-                if protocol == "base2novel":
-                    for d in chosen(suite.datasets):
-                        for k in shots or [16]:
-                            evs = [EvalSpec(protocol, d, "base"), EvalSpec(protocol, d, "novel")]
-                            add(method, protocol, d, "base", seed, k, evs)
-                elif protocol == "few_shot":
-                    for d in chosen(suite.datasets):
-                        for k in shots or list(FEW_SHOT_SHOTS):
-                            add(method, protocol, d, "all", seed, k, [EvalSpec(protocol, d, "all")])
-                elif protocol in ("cross_dataset", "domain_generalization"):
-                    targets = chosen(getattr(suite, protocol))
-                    evs = [EvalSpec(protocol, suite.source, "all")] + [EvalSpec(protocol, t, "all") for t in targets]
-                    for k in shots or [16]:
-                        add(method, protocol, suite.source, "all", seed, k, evs)
-                else:
-                    raise ConfigError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}, all")
+                for t in protocol.trainings(suite, datasets):
+                    evals = [EvalSpec(protocol.name, d, subset) for d, subset in t.evals]
+                    for k in shots or protocol.shots:
+                        add(method, protocol.name, t.dataset, t.subset, seed, k, evals)
     return list(runs.values())
 
 
@@ -187,18 +170,6 @@ def _as_resolved(options: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]
         for part in key.split("."):
             node = node.get(part, value) if isinstance(node, dict) else value
         out[key] = node
-    return out
-
-
-def parse_protocols(value: str) -> list[str]:
-    names = [p.strip().lower() for p in value.split(",") if p.strip()]
-    out: list[str] = []
-    for p in names:
-        for q in ALL_PROTOCOLS if p == "all" else (p,):
-            if q not in PROTOCOLS:
-                raise ConfigError(f"unknown protocol {q!r}; valid: {', '.join(PROTOCOLS)}, all")
-            if q not in out:
-                out.append(q)
     return out
 
 

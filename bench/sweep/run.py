@@ -23,7 +23,8 @@ from bench.model.backbone import create_model
 from bench.registry import METHODS, get_method, load_plugins, parse_names
 from bench.sweep.executors import Executor, LocalExecutor, OnDone, OnMessage, ignore_done, ignore_message
 from bench.sweep.layout import ResultsLayout
-from bench.sweep.plan import EvalSpec, RunSpec, parse_protocols, plan
+from bench.sweep.plan import EvalSpec, RunSpec, plan
+from bench.sweep.protocols import parse_protocols
 from bench.sweep.record import Failure
 from bench.sweep.runlog import check_loggers
 from bench.sweep.suites import Suite, resolve_data_root
