@@ -28,7 +28,8 @@ from bench.model.context import FitContext
 from bench.model.method import Batch, Method
 from bench.model.trainer import fit
 from bench.registry import get_method, load_plugins, method_names
-from bench.sweep.plan import PROTOCOLS, plan
+from bench.sweep.plan import plan
+from bench.sweep.protocols import protocol_names
 from bench.sweep.suites import get_suite
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md"
@@ -68,7 +69,7 @@ def protocol_configs(name: str, depth: int) -> dict[str, tuple[str, dict[str, An
     """Config hash → (training dataset, config) of every protocol the real suite plans for ``name`` (trained on DTD or
     ImageNet), with the method's ``tiny_options`` for a ``depth``-block backbone and a short training."""
     options = {f"method.{k}": v for k, v in get_method(name).tiny_options(depth).items()} | SHORT
-    specs = plan([name], list(PROTOCOLS), get_suite("real"), [1], [16], Path("data"), Path("results"),
+    specs = plan([name], protocol_names(), get_suite("real"), [1], [16], Path("data"), Path("results"),
                  datasets=["dtd"], options=options)  # fmt: skip
     return {s.config_hash: (s.train_dataset, s.config) for s in specs}
 
