@@ -12,8 +12,8 @@ from pathlib import Path
 from rich.table import Table
 
 from bench.data.arrange import reader_for
+from bench.data.dataset import DatasetSplits
 from bench.data.tables import BENCHMARK, PUBLISHED_COUNTS
-from bench.datasets.base import DatasetSplits
 from bench.errors import BenchError, DataError
 from bench.progress import phase
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.registry import DATASETS, SUITES, get
+from bench.registry import DATASETS, SUITES, get, names
 
 DATA_ENV = "BENCH_DATA"
 
@@ -100,8 +100,7 @@ def get_suite(name: str) -> Suite:
 
 
 def suite_names() -> list[str]:
-    SUITES.import_from_location()
-    return sorted(SUITES.module_dict)
+    return names(SUITES)
 
 
 def env_data_root() -> Path | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets.base import DatasetReader
+from bench.data.dataset import DatasetReader
 from bench.datasets.toy import generator as gen
 from bench.progress import no_progress, phase
 from bench.registry import DATASETS

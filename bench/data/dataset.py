@@ -1,6 +1,9 @@
-"""Dataset readers in the CoOp/Dassl layout, few-shot draws and the base/novel split.
+"""The core's data types: :class:`Datum`, :class:`DatasetSplits`, the :class:`DatasetReader` contract (the CoOp/Dassl
+layout), few-shot draws and the base/novel split.
 
-A reader turns an existing CoOp ``$DATA`` folder into :class:`DatasetSplits`; nothing here copies or converts images.
+The readers themselves (``datasets/``, the toy world) subclass :class:`DatasetReader` and register by name; the core
+finds them through :data:`bench.registry.DATASETS` and never imports them. A reader turns an existing CoOp ``$DATA``
+folder into :class:`DatasetSplits`; nothing here copies or converts images.
 The few-shot draw reproduces Dassl's ``generate_fewshot_dataset`` for a seed, so that the same seed picks the same
 images as the published numbers, and is stored as portable JSON (paths relative to the data root) with a hash.
 """
@@ -19,7 +22,6 @@ from typing import ClassVar
 from rich.console import Console
 
 from bench.errors import DataError
-from bench.io import digest  # noqa: F401  (re-exported: split hashes)
 
 _console = Console(stderr=True)
 
