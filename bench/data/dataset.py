@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from rich.console import Console
 
+from bench.data.root import checked_root
 from bench.errors import DataError
 
 _console = Console(stderr=True)
@@ -79,8 +80,7 @@ class DatasetReader:
         self.image_path = self.dataset_path / self.image_dir
 
     def check_root(self) -> None:
-        if not self.root.is_dir():
-            raise DataError(f"data root {self.root} does not exist; pass --data-root or set $BENCH_DATA")
+        checked_root(self.root)
         if not self.dataset_path.is_dir():
             raise DataError(
                 f"{self.name}: folder {self.dataset_path} not found; run `bench data prepare {self.name}` "
