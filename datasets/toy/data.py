@@ -220,7 +220,7 @@ SPECS: list[ToySpec] = [
 ]
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 
-TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered in __init__)
+TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered by register.py)
     base2novel=[s.name for s in SPECS if not s.test_only],
     source="toy_imagenet",
     cross_dataset=[s.name for s in SPECS if not s.test_only and s.name != "toy_imagenet"],
