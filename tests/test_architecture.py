@@ -152,6 +152,23 @@ def test_importing_a_core_module_loads_no_method_and_no_dataset_module() -> None
     assert loaded == {}, f"importing these core modules loaded plugins: {loaded}"
 
 
+_LOOKUPS = """
+import sys
+from bench.registry import dataset_names, get_dataset
+from bench.sweep.suites import get_suite, suite_names
+
+toy = lambda: sorted(m for m in sys.modules if m.startswith("bench.datasets.toy"))
+get_dataset("dtd"), get_suite("real")
+assert toy() == [], toy()
+assert {"toy_colors", "dtd"} <= set(dataset_names()) and suite_names() == ["real", "toy"]
+"""
+
+
+def test_the_toy_world_registers_on_demand_only() -> None:
+    """Real-benchmark lookups leave the toy world (torch, open_clip, its generator) unimported; listings show it."""
+    subprocess.run([sys.executable, "-c", _LOOKUPS], cwd=ROOT, check=True)
+
+
 @pytest.mark.parametrize("path", sorted(ROOT.joinpath("methods").glob("*.py")), ids=lambda p: p.name)
 def test_methods_use_only_the_model_layer(path: Path) -> None:
     for imported in map(_known, _runtime_imports(path)):
