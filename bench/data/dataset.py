@@ -3,8 +3,7 @@ layout), few-shot draws and the base/novel split.
 
 The readers themselves (``datasets/``, the toy world) subclass :class:`DatasetReader` and register by name; the core
 finds them through :data:`bench.registry.DATASETS` and never imports them. A reader turns an existing CoOp ``$DATA``
-folder into :class:`DatasetSplits`; nothing here copies or converts images.
-The few-shot draw reproduces Dassl's ``generate_fewshot_dataset`` for a seed, so that the same seed picks the same
+folder into :class:`DatasetSplits`; nothing here copies or converts images. The few-shot draw reproduces Dassl's ``generate_fewshot_dataset`` for a seed, so that the same seed picks the same
 images as the published numbers, and is stored as portable JSON (paths relative to the data root) with a hash.
 """
 
@@ -61,7 +60,7 @@ def classnames_of(items: Sequence[Datum]) -> list[str]:
 class DatasetReader:
     """Base class of a dataset reader; subclasses register with ``@DATASETS.register_module(name=...)``.
 
-    Subclasses set the class attributes and implement :meth:`read_splits` (or rely on :meth:`read_split_file`).
+    Subclasses set the class attributes; the default :meth:`read_splits` reads ``split_file``.
     ``root`` is the data root (``$DATA``); ``self.dataset_dir`` the dataset's folder inside it.
     """
 
