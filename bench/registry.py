@@ -2,8 +2,10 @@
 lowercase name.
 
 Each registry names the modules whose import registers its entries (``locations``), so the core never imports a
-method, a dataset reader or the toy world by name: ``bench.methods`` discovers every module in ``methods/``,
-and ``bench.datasets.registered`` imports the CoOp readers and the toy world (its datasets, its suite and its backbone).
+method, a dataset reader or the toy world by name: ``bench.methods`` discovers every module in ``methods/`` and
+``bench.datasets.readers`` registers the CoOp readers. The toy world (its datasets, its suite and its backbone) costs
+torch, open_clip and its image generator to import, so it registers on demand: when a lookup misses or every name is
+listed (:data:`ON_DEMAND`), never for a real-benchmark lookup.
 """
 
 from __future__ import annotations
@@ -13,22 +15,23 @@ import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mmengine.registry import Registry
 
 from bench.errors import ConfigError
 
-_DATA = "bench.datasets.registered"  # readers and the toy world; importing ``bench.datasets`` alone registers nothing
 METHODS = Registry("method", scope="bench", locations=["bench.methods"])
 # How a sweep trains and evaluates, and how the report tables it (``bench.sweep.protocols.Protocol`` classes): the
 # papers' four live in the core; more register the same way, from a ``--plugin``. Kept in registration order.
 PROTOCOLS = Registry("protocol", scope="bench", locations=["bench.sweep.protocols"])
-DATASETS = Registry("dataset", scope="bench", locations=[_DATA])
-# Benchmark worlds (``bench.sweep.suites.Suite`` objects): "real" lives in the core, "toy" registers itself.
-SUITES = Registry("suite", scope="bench", locations=[_DATA])
+DATASETS = Registry("dataset", scope="bench", locations=["bench.datasets.readers"])
+# Benchmark worlds (``bench.sweep.suites.Suite`` factories): "real" lives in the core, "toy" registers on demand.
+SUITES = Registry("suite", scope="bench")
 # Architectures that an open_clip config alone cannot build: ``builder(arch, pretrained) -> nn.Module``.
-BACKBONES = Registry("backbone", scope="bench", locations=[_DATA])
+BACKBONES = Registry("backbone", scope="bench")
+# Registry name -> modules imported by a lookup that its locations do not answer, or by a listing of every name.
+ON_DEMAND = {registry.name: ["bench.datasets.toy.register"] for registry in (DATASETS, SUITES, BACKBONES)}
 
 T = TypeVar("T", bound=type)
 
@@ -62,26 +65,40 @@ def _register(registry: Registry, decorator: str, name: str) -> Callable[[T], T]
     return deco
 
 
-def _names(registry: Registry) -> list[str]:
+def _import_all(registry: Registry) -> None:
     registry.import_from_location()
+    for module in ON_DEMAND.get(registry.name, []):
+        importlib.import_module(module)
+
+
+def names(registry: Registry) -> list[str]:
+    """Every registered name, sorted (the on-demand worlds included)."""
+    _import_all(registry)
     return sorted(registry.module_dict)
 
 
 def method_names() -> list[str]:
-    return _names(METHODS)
+    return names(METHODS)
 
 
 def dataset_names() -> list[str]:
-    return _names(DATASETS)
+    return names(DATASETS)
+
+
+def find(registry: Registry, name: str) -> Any | None:
+    """The entry registered as ``name`` exactly, or None; a miss first imports the registry's :data:`ON_DEMAND`
+    modules."""
+    registry.import_from_location()
+    if name not in registry.module_dict:
+        _import_all(registry)
+    return registry.module_dict.get(name)
 
 
 def get(registry: Registry, name: str) -> type:
     """The entry registered as ``name``; an unknown name raises a ConfigError listing the valid ones."""
-    registry.import_from_location()
-    entry = registry.module_dict.get(name.lower())
+    entry = find(registry, name.lower())
     if entry is None:
-        valid = ", ".join(sorted(registry.module_dict))
-        raise ConfigError(f"unknown {registry.name} {name!r}; valid names: {valid}")
+        raise ConfigError(f"unknown {registry.name} {name!r}; valid names: {', '.join(names(registry))}")
     return entry
 
 
@@ -95,10 +112,10 @@ def get_dataset(name: str) -> type:
 
 def parse_names(value: str, registry: Registry) -> list[str]:
     """Split a comma list (or ``all``) into registered names, validating each."""
-    names = _names(registry) if value.strip().lower() == "all" else [v.strip().lower() for v in value.split(",") if v]
-    for name in names:
+    wanted = names(registry) if value.strip().lower() == "all" else [v.strip().lower() for v in value.split(",") if v]
+    for name in wanted:
         get(registry, name)
-    return names
+    return wanted
 
 
 def load_plugins(plugins: Sequence[str] | None, strict: bool = True) -> list[str]:

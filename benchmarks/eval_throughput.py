@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from bench.data.caches import Caches, Normalizer, autocast
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 from bench.model.backbone import get_backbone
 from bench.model.device import synchronize
 

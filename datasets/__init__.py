@@ -1,5 +1,6 @@
-"""Dataset readers (CoOp layout), split logic and the toy world.
+"""Dataset readers in the CoOp layout (``readers``) and the toy world (``toy``): plugins of the core.
 
-Importing this package imports nothing heavy (``bench --help`` stays fast): the registries import the modules that
-register datasets (``bench.datasets.registered``) when a name is first looked up.
+They subclass :class:`bench.data.dataset.DatasetReader` and register by name; the core finds them through the registries
+(:mod:`bench.registry`), which import ``bench.datasets.readers`` on the first dataset lookup and the toy world only on
+demand. Importing this package imports nothing (``bench --help`` stays fast).
 """

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from bench.datasets.base import DatasetReader, DatasetSplits, Datum
+from bench.data.dataset import DatasetReader, DatasetSplits, Datum
 from bench.errors import DataError
 from bench.registry import DATASETS
 

@@ -4,7 +4,10 @@ file outside the repository runs end to end through ``--plugin`` without touchin
 from __future__ import annotations
 
 import ast
+import graphlib
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -39,23 +42,26 @@ def _module_name(path: Path) -> str:
     return name.removesuffix(".__init__")
 
 
+# What registers itself with the core (methods, dataset readers, the toy world): above it, found through the registry.
+PLUGINS = ("bench.methods", "bench.datasets")
+
+
 def _layer(module: str) -> int | None:
     if module in BASE_MODULES:
         return LAYERS["base"]
-    if module.startswith("bench.datasets.toy") or module.startswith("bench.methods"):
-        return None  # plugins: above the core
-    if module.startswith("bench.datasets"):
-        return LAYERS["data"]  # the reader contract and the CoOp readers
+    if module.startswith(PLUGINS):
+        return None
     parts = module.split(".")
     return LAYERS.get(parts[1]) if len(parts) > 1 and parts[0] == "bench" else None
 
 
-def _runtime_imports(path: Path) -> set[str]:
-    """Modules imported anywhere in the file (functions included), except under ``if TYPE_CHECKING:``."""
+def _runtime_imports(path: Path, type_only: bool = False) -> set[str]:
+    """Modules imported anywhere in the file (functions included), except under ``if TYPE_CHECKING:`` unless
+    ``type_only`` (those too)."""
     tree = ast.parse(path.read_text())
     skip: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if not type_only and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             skip |= {id(n) for n in ast.walk(node)}
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -99,11 +105,68 @@ def test_core_imports_point_down(path: Path) -> None:
         if imported == "bench":
             continue
         assert not imported.startswith("bench.methods"), f"{module} imports a method ({imported})"
-        if imported.startswith("bench.datasets.toy"):
-            assert own == LAYERS["cli"], f"{module} imports the toy world ({imported})"
+        if imported.startswith("bench.datasets"):
+            assert own == LAYERS["cli"], f"{module} imports a dataset module ({imported}); look it up in the registry"
             continue  # the CLI mounts `bench toy`
         layer = _layer(imported)
         assert layer is not None and layer <= own, f"{module} (layer {own}) imports {imported} (layer {layer})"
+
+
+def test_no_import_circles_not_even_type_only() -> None:
+    """A circle, even through ``if TYPE_CHECKING:`` imports, is a type in the wrong module (or two modules that are one)."""
+    graph = {_module_name(p): {_known(m) for m in _runtime_imports(p, type_only=True)} - {_module_name(p)}
+             for p in _FILES}  # fmt: skip
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as e:
+        pytest.fail(f"import circle: {' -> '.join(e.args[1])}")
+
+
+CORE = sorted(m for m in _MODULES if not m.startswith((*PLUGINS, "bench.cli")))
+# Imports each module named in argv in a forked child of one interpreter that has loaded no module of ours (only the
+# heavy libraries, once, so that ~60 imports take seconds) and prints what of the plugins the import loaded.
+_PROBE = """
+import importlib, json, os, sys, traceback
+for lib in ("torch", "open_clip", "numpy", "pandas", "scipy.stats", "matplotlib", "mmengine", "typer", "rich"):
+    importlib.import_module(lib)
+assert not any(m == "bench" or m.startswith("bench.") for m in sys.modules)
+for name in sys.argv[1:]:
+    if os.fork() == 0:
+        try:
+            importlib.import_module(name)
+            loaded = sorted(m for m in sys.modules if m.startswith(("bench.methods", "bench.datasets")))
+        except BaseException:
+            loaded = ["import failed: " + traceback.format_exc()]
+        print(json.dumps([name, loaded]), flush=True)
+        os._exit(0)
+    os.wait()
+"""
+
+
+def test_importing_a_core_module_loads_no_method_and_no_dataset_module() -> None:
+    """The core finds methods, readers and the toy world through the registry, so importing it loads none of them."""
+    out = subprocess.run([sys.executable, "-c", _PROBE, *CORE], capture_output=True, text=True, cwd=ROOT, check=True)
+    seen = dict(json.loads(line) for line in out.stdout.splitlines())
+    assert sorted(seen) == CORE and len(CORE) > 40, out.stderr
+    loaded = {name: modules for name, modules in seen.items() if modules}
+    assert loaded == {}, f"importing these core modules loaded plugins: {loaded}"
+
+
+_LOOKUPS = """
+import sys
+from bench.registry import dataset_names, get_dataset
+from bench.sweep.suites import get_suite, suite_names
+
+toy = lambda: sorted(m for m in sys.modules if m.startswith("bench.datasets.toy"))
+get_dataset("dtd"), get_suite("real")
+assert toy() == [], toy()
+assert {"toy_colors", "dtd"} <= set(dataset_names()) and suite_names() == ["real", "toy"]
+"""
+
+
+def test_the_toy_world_registers_on_demand_only() -> None:
+    """Real-benchmark lookups leave the toy world (torch, open_clip, its generator) unimported; listings show it."""
+    subprocess.run([sys.executable, "-c", _LOOKUPS], cwd=ROOT, check=True)
 
 
 @pytest.mark.parametrize("path", sorted(ROOT.joinpath("methods").glob("*.py")), ids=lambda p: p.name)

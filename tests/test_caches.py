@@ -12,7 +12,7 @@ from PIL import Image
 
 from bench.data import caches as C
 from bench.data.caches import Caches, ImageStore, write_npy
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 
 
 def _items(folder: Path, n: int) -> list[Datum]:

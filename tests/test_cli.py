@@ -279,6 +279,31 @@ def test_a_data_root_or_report_folder_that_is_a_file_is_one_clear_error(data, tm
     assert r.exit_code == 2 and "--out" in r.output and "is a file" in r.output
 
 
+@pytest.mark.parametrize("command", [["run", "--method", "zeroshot"], ["data", "check"], ["data", "prepare", "dtd"],
+                                     ["toy", "generate"], ["toy", "zeroshot"]], ids=" ".join)  # fmt: skip
+def test_every_data_command_resolves_and_refuses_a_data_root_alike(tmp_path, monkeypatch, command):
+    """One resolver and one message: a --data-root, or a $BENCH_DATA, that is a file is the same error line everywhere."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    line = f"error: data root {afile} is a file, not a folder; pass --data-root DIR or set $BENCH_DATA"
+    monkeypatch.chdir(tmp_path)  # `bench run`'s default results folder
+    monkeypatch.delenv("BENCH_DATA", raising=False)
+    r = bench(*command, "--data-root", afile)
+    assert (r.exit_code, r.output.strip()) == (2, line)
+    monkeypatch.setenv("BENCH_DATA", str(afile))
+    r = bench(*command)
+    assert (r.exit_code, r.output.strip()) == (2, line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and afile.read_text() == "x"  # nothing written
+
+
+def test_toy_pretrain_refuses_a_folder_as_its_checkpoint_before_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("ckpt").mkdir()
+    r = bench("toy", "pretrain", "--out", "ckpt", "--steps", "1")
+    assert r.exit_code == 2 and "'--out': file 'ckpt' is a directory" in r.output
+    assert os.listdir("ckpt") == []
+
+
 @pytest.mark.parametrize("content", ["random", "text", "checkpoint"])
 def test_a_pretrained_file_that_is_not_weights_is_one_clear_error(data, tmp_path, content):
     import torch

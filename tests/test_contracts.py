@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 from bench.errors import BenchError
 from bench.model.context import evaluate
 from bench.model.method import Method

@@ -8,7 +8,7 @@ import torch
 from method_helpers import CLASSNAMES, config
 
 from bench.config import config_hash
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 from bench.model.trainer import fit
 from bench.registry import get_method
 

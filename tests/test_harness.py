@@ -245,7 +245,7 @@ def test_two_views_are_two_independent_augmentations_of_the_same_image(tmp_path)
     from PIL import Image
 
     from bench.data.caches import ImageDataset, train_transform
-    from bench.datasets.base import Datum
+    from bench.data.dataset import Datum
 
     rng = np.random.default_rng(0)
     path = tmp_path / "a.png"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from coop_fixture import SUPPORTED, make_coop_data, split_counts
 
+from bench.data.dataset import Datum, dassl_fewshot, subsample_classes, subset_classnames, tip_fewshot
 from bench.datasets import readers
-from bench.datasets.base import Datum, dassl_fewshot, subsample_classes, subset_classnames, tip_fewshot
 from bench.errors import DataError
 from bench.registry import get_dataset
 

@@ -129,7 +129,7 @@ def test_caches_follow_the_files_and_the_weights_not_just_their_names(tmp_path: 
 
     import bench.data.caches as caches_module
     from bench.data.caches import Caches
-    from bench.datasets.base import Datum
+    from bench.data.dataset import Datum
     from bench.model.backbone import load_backbone
 
     path = tmp_path / "a.png"

@@ -46,7 +46,7 @@ def test_full_scale_sizes_are_the_published_ones() -> None:
 
 
 def test_few_shot_draws_and_the_base_novel_split_work_on_it(root: Path) -> None:
-    from bench.datasets.base import dassl_fewshot, subsample_classes
+    from bench.data.dataset import dassl_fewshot, subsample_classes
 
     splits = get_dataset("imagenet")(root).read()
     train, _ = dassl_fewshot(splits.train, splits.val, 2, seed=1, draw_val=False)

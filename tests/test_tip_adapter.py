@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from method_helpers import CLASSNAMES, build, config
 
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 from bench.methods.tip_adapter import cache_logits, grid, search_alpha_beta, tip_logits
 from bench.model.backbone import normalize
 from bench.model.trainer import fit

@@ -34,9 +34,15 @@ EXIT_PREEMPTED = 143
 console = Console()
 err_console = Console(stderr=True)
 
+# The one data-root option of `bench run`, `bench data ...` and `bench toy ...`, resolved by bench.data.root.
 DataRootOpt = Annotated[
     Path | None,
-    typer.Option("--data-root", "--root", help="CoOp-layout data folder ($DATA; default: $BENCH_DATA)."),
+    typer.Option(
+        "--data-root",
+        "--root",
+        help="Data folder in the CoOp layout ($DATA). Default: $BENCH_DATA, else the toy suite's own folder "
+        "($BENCH_TOY_ROOT/v<data version>, or ~/.cache/adaptbench/toy/v<data version>; the real benchmark has none).",
+    ),
 ]
 ConfigFileOpt = Annotated[
     Path | None,

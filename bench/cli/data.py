@@ -9,18 +9,9 @@ import typer
 from rich.console import Console
 
 from bench.cli.common import DataRootOpt, PluginOpt, phases_shown, user_errors
-from bench.errors import DataError
+from bench.data.root import checked_root, resolve_root
 
 data_app = typer.Typer(help="Get the benchmark datasets into the CoOp layout and check them.", no_args_is_help=True)
-
-
-def _root(data_root: Path | None) -> Path:
-    from bench.sweep.suites import env_data_root
-
-    root = data_root or env_data_root()
-    if root is None:
-        raise DataError("no data root: pass --data-root DIR or set $BENCH_DATA")
-    return root
 
 
 def _names(names: list[str] | None) -> list[str]:
@@ -37,7 +28,7 @@ def prepare_cmd(
     from bench.data.arrange import prepare
 
     with user_errors():
-        root = _root(data_root)
+        root = checked_root(resolve_root(data_root), may_create=True)
         not_ready = [name for name in _names(names) if not prepare(name, root)]
     if not_ready:
         typer.echo(f"not ready yet (manual steps above): {','.join(not_ready)}")
@@ -60,9 +51,7 @@ def check_cmd(
 
     with user_errors():
         load_plugins(plugin)
-        root = _root(data_root)
-        if not root.is_dir():
-            raise DataError(f"data root {root} does not exist; pass --data-root or set $BENCH_DATA")
+        root = checked_root(resolve_root(data_root))
         wanted = _names(names)
         for name in wanted:
             get_dataset(name)  # an unknown name: one line listing the valid ones

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.panel import Panel
 
 from bench.data import fetch as net
+from bench.data.dataset import DatasetReader
 from bench.data.tables import ARCHIVES, BENCHMARK, EXTRA_URLS, LINKS, MANUAL, SUN397_PARTITIONS, TORCHVISION
-from bench.datasets.base import DatasetReader
 from bench.errors import DataError
 
 console = Console(stderr=True)

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 from bench.errors import DataError
 from bench.io import atomic_write, digest, lock, set_aside
 from bench.precision import autocast

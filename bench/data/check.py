@@ -12,8 +12,9 @@ from pathlib import Path
 from rich.table import Table
 
 from bench.data.arrange import reader_for
+from bench.data.dataset import DatasetSplits
+from bench.data.root import checked_root
 from bench.data.tables import BENCHMARK, PUBLISHED_COUNTS
-from bench.datasets.base import DatasetSplits
 from bench.errors import BenchError, DataError
 from bench.progress import phase
 
@@ -160,9 +161,7 @@ def preflight(names: Iterable[str], root: str | Path) -> None:
     Every dataset is checked before anything is raised, so a data root missing twelve datasets names all twelve in one
     :class:`DataError`, with the one command that prepares them; images are not decoded (``bench data check`` does).
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"data root {root} does not exist; pass --data-root or set $BENCH_DATA")
+    root = checked_root(Path(root).expanduser())
     problems: dict[str, str] = {}
     for name in names:
         name = name.lower()

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from bench.errors import BenchError, ConfigError
 from bench.progress import phase
-from bench.registry import BACKBONES
+from bench.registry import BACKBONES, find
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(MODEL_CONFIG_DIR)
@@ -62,9 +62,10 @@ def create_model(arch: str, pretrained: str = "openai", cache_dir: str | None = 
     Architectures registered in ``BACKBONES`` (e.g. the toy world's ``toy-vit``) are built by their own builder,
     which also knows their extra weight sources (``toy``).
     """
-    BACKBONES.import_from_location()
-    if arch in BACKBONES.module_dict:
-        return BACKBONES.module_dict[arch](arch, pretrained)
+    # an open_clip architecture never imports the worlds that register builders on demand (toy-vit: the toy world)
+    builder = BACKBONES.module_dict.get(arch) if arch in open_clip.list_models() else find(BACKBONES, arch)
+    if builder is not None:
+        return builder(arch, pretrained)
     if arch not in open_clip.list_models():
         raise ConfigError(f"unknown backbone {arch!r}; see open_clip.list_models() (e.g. ViT-B-16, toy-vit)")
     quick = quick_gelu_for(arch, pretrained)

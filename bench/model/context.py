@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor
 
 from bench.data.caches import Caches, Normalizer
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 from bench.errors import BenchError
 from bench.model.backbone import Backbone
-from bench.model.method import Method
 from bench.precision import autocast
+
+
+class Classifier(Protocol):
+    """What :func:`evaluate` uses of a :class:`~bench.model.method.Method`. A protocol, not the class: the method module
+    imports this one (its hooks receive a :class:`FitContext`), so this one must not import it back."""
+
+    name: ClassVar[str]
+    frozen_image_encoder: ClassVar[bool]
+
+    def __call__(self, images: Tensor | None = None, features: Tensor | None = None) -> Tensor: ...
+
+    def set_classnames(self, classnames: Sequence[str], template: str, dataset: str) -> None: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
 
 
 @dataclass
@@ -51,7 +66,7 @@ class FitContext:
     def labels(self, items: Sequence[Datum]) -> Tensor:
         return torch.tensor([d.label for d in items], dtype=torch.long)
 
-    def evaluate(self, method: Method, items: Sequence[Datum]) -> float:
+    def evaluate(self, method: Classifier, items: Sequence[Datum]) -> float:
         """Accuracy of ``method`` on ``items`` (validation only: the harness never hands test items to a method)."""
         acc, _ = evaluate(method, items, self.classnames, self.template, self.backbone, self.device, self.caches,
                           self.eval_batch_size, dataset=self.role)  # fmt: skip
@@ -61,7 +76,7 @@ class FitContext:
 
 @torch.inference_mode()
 def evaluate(
-    method: Method,
+    method: Classifier,
     items: Sequence[Datum],
     classnames: Sequence[str],
     template: str,
@@ -94,7 +109,7 @@ def evaluate(
     return 100.0 * correct.mean().item(), (100.0 * per_class / counts).tolist()
 
 
-def _checked(logits: Tensor, method: Method, classnames: Sequence[str]) -> Tensor:
+def _checked(logits: Tensor, method: Classifier, classnames: Sequence[str]) -> Tensor:
     """The predicted class of each row, once the logits are known to score exactly the evaluated classes: a method
     that kept its training head (a base-class probe evaluated on novel classes) is an error, not a number."""
     if logits.dim() != 2 or logits.shape[1] != len(classnames):

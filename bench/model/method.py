@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,10 +18,8 @@ from torch import Tensor, nn
 
 from bench.config import Range
 from bench.model.backbone import Backbone, normalize
+from bench.model.context import FitContext
 from bench.precision import Precision
-
-if TYPE_CHECKING:
-    from bench.model.context import FitContext
 
 
 @dataclass

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from bench.config import BASE_CONFIG, apply_options, deep_merge, has_option
 from bench.data.caches import Caches
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 from bench.model.backbone import get_backbone
 from bench.model.context import FitContext, evaluate
 from bench.model.device import PeakMemory, loader_options, synchronize

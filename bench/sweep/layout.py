@@ -25,12 +25,38 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bench.io import atomic_write_json, temp_writer_is_dead
 
-if TYPE_CHECKING:
-    from bench.sweep.plan import EvalSpec, RunSpec
+
+class RunKey(Protocol):
+    """What names a run's files: the fields of a :class:`~bench.sweep.plan.RunSpec` that the layout reads (a protocol,
+    since the plan's ``RunSpec`` knows its layout, so this module must not import the plan back)."""
+
+    method: str
+    config_hash: str
+    suite: str
+    train_dataset: str
+    train_subset: str
+    seed: int
+    shots: int
+
+    @property
+    def backbone_tag(self) -> str: ...
+
+
+class EvalKey(Protocol):
+    """What names an evaluation's record: the fields of a :class:`~bench.sweep.plan.EvalSpec`."""
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def dataset(self) -> str: ...
+
+    @property
+    def subset(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -56,26 +82,26 @@ class ResultsLayout:
     def slurm_dir(self) -> Path:
         return self.root / "slurm"
 
-    def run_dir(self, spec: RunSpec) -> Path:
+    def run_dir(self, spec: RunKey) -> Path:
         return Path(f"{spec.method}-{spec.config_hash}") / spec.backbone_tag
 
-    def record(self, spec: RunSpec, ev: EvalSpec) -> Path:
+    def record(self, spec: RunKey, ev: EvalKey) -> Path:
         return (
             self.records_dir / spec.suite / ev.protocol / self.run_dir(spec) / f"{ev.dataset}__{ev.subset}"
             / f"shots{spec.shots}_seed{spec.seed}.json"
         )  # fmt: skip
 
-    def record_config(self, spec: RunSpec, ev: EvalSpec) -> Path:
+    def record_config(self, spec: RunKey, ev: EvalKey) -> Path:
         """The run's resolved config as YAML beside its record: what ``bench run --config FILE`` reads back."""
         return self.record(spec, ev).with_suffix(".yaml")
 
-    def checkpoint(self, spec: RunSpec) -> Path:
+    def checkpoint(self, spec: RunKey) -> Path:
         return (
             self.root / "checkpoints" / self.run_dir(spec) / f"{spec.train_dataset}__{spec.train_subset}"
             / f"shots{spec.shots}_seed{spec.seed}.pt"
         )  # fmt: skip
 
-    def resume_checkpoint(self, spec: RunSpec) -> Path:
+    def resume_checkpoint(self, spec: RunKey) -> Path:
         """The mid-run training state (optimiser, scheduler, RNGs, ...), deleted once the final checkpoint exists."""
         return self.checkpoint(spec).with_suffix(".resume.pt")
 
@@ -83,26 +109,26 @@ class ResultsLayout:
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
-    def run_files(self, spec: RunSpec) -> Path:
+    def run_files(self, spec: RunKey) -> Path:
         """The folder of one run's log, metrics and failure files."""
         return (
             self.runs_dir / spec.suite / self.run_dir(spec) / f"{spec.train_dataset}__{spec.train_subset}"
             / f"shots{spec.shots}_seed{spec.seed}"
         )  # fmt: skip
 
-    def log(self, spec: RunSpec) -> Path:
+    def log(self, spec: RunKey) -> Path:
         return self.run_files(spec) / "log.txt"
 
-    def metrics(self, spec: RunSpec) -> Path:
+    def metrics(self, spec: RunKey) -> Path:
         return self.run_files(spec) / "metrics.jsonl"
 
-    def tensorboard(self, spec: RunSpec) -> Path:
+    def tensorboard(self, spec: RunKey) -> Path:
         return self.run_files(spec) / "tensorboard"
 
-    def failure(self, spec: RunSpec) -> Path:
+    def failure(self, spec: RunKey) -> Path:
         return self.run_files(spec) / "failure.json"
 
-    def traceback(self, spec: RunSpec) -> Path:
+    def traceback(self, spec: RunKey) -> Path:
         return self.run_files(spec) / "traceback.txt"
 
     def failures(self) -> Iterator[Path]:
@@ -111,7 +137,7 @@ class ResultsLayout:
     def metric_files(self) -> Iterator[Path]:
         return iter(sorted(self.runs_dir.rglob("metrics.jsonl")))
 
-    def run_lock(self, spec: RunSpec) -> Path:
+    def run_lock(self, spec: RunKey) -> Path:
         """The path whose ``.lock`` file serialises one run across processes (beside its checkpoint)."""
         return self.checkpoint(spec).with_suffix(".run")
 

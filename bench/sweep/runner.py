@@ -32,7 +32,7 @@ import torch
 import bench
 from bench.config import to_yaml
 from bench.data.caches import Caches
-from bench.datasets.base import (
+from bench.data.dataset import (
     TIP_DRAW_SEED,
     DatasetReader,
     DatasetSplits,

@@ -1,4 +1,4 @@
-"""Suites (benchmark worlds) and the one place where the data root is resolved.
+"""Suites (benchmark worlds), and which suite and data root a sweep uses.
 
 A :class:`Suite` names the datasets of each protocol, the backbone, and the config overrides of that world. The real
 benchmark is defined here; other worlds register a factory in ``SUITES`` (the toy world does, from
@@ -7,16 +7,14 @@ benchmark is defined here; other worlds register a factory in ``SUITES`` (the to
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench.data.root import checked_root, resolve_root
 from bench.errors import ConfigError
-from bench.registry import DATASETS, SUITES, get
-
-DATA_ENV = "BENCH_DATA"
+from bench.registry import DATASETS, SUITES, get, names
 
 
 @dataclass(frozen=True)
@@ -100,29 +98,14 @@ def get_suite(name: str) -> Suite:
 
 
 def suite_names() -> list[str]:
-    SUITES.import_from_location()
-    return sorted(SUITES.module_dict)
-
-
-def env_data_root() -> Path | None:
-    """``$BENCH_DATA`` (the CoOp ``$DATA`` folder), if set."""
-    value = os.environ.get(DATA_ENV)
-    return Path(value).expanduser() if value else None
+    return names(SUITES)
 
 
 def resolve_data_root(data_root: str | Path | None, suite: str | None) -> tuple[Suite, Path]:
-    """The suite and its data folder: ``--data-root``, else ``$BENCH_DATA``, else the suite's own default.
+    """The suite and its data folder (:func:`bench.data.root.resolve_root`, the suite's own folder last).
 
     With no suite named: the real benchmark when a data root is given, else the offline toy suite.
     """
-    root = Path(data_root).expanduser() if data_root else env_data_root()
-    the_suite = get_suite(suite or ("real" if root else "toy"))
-    if root is None and the_suite.default_root is not None:
-        root = the_suite.default_root()
-    if root is None:
-        raise ConfigError(f"no data root: pass --data-root DIR or set ${DATA_ENV} (or use --suite toy)")
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"data root {root} is a file, not a folder; pass --data-root DIR or set ${DATA_ENV}")
-    if not root.is_dir() and the_suite.prepare is None:  # generated worlds write their folder on demand
-        raise ConfigError(f"data root {root} does not exist; pass --data-root or set ${DATA_ENV}")
-    return the_suite, root
+    the_suite = get_suite(suite or ("real" if resolve_root(data_root) else "toy"))
+    root = resolve_root(data_root, the_suite.default_root)
+    return the_suite, checked_root(root, may_create=the_suite.prepare is not None)  # generated worlds write theirs

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bench.cli.common import phases_shown, user_errors
+from bench.cli.common import DataRootOpt, phases_shown, user_errors
 from bench.errors import ConfigError
 
 toy_app = typer.Typer(help="The offline toy world: generate its datasets, pretrain its CLIP.", no_args_is_help=True)
@@ -16,7 +16,10 @@ toy_app = typer.Typer(help="The offline toy world: generate its datasets, pretra
 
 @toy_app.command()
 def pretrain(
-    out: Annotated[Path, typer.Option(help="Where to write the compact checkpoint.")] = Path("toy_vit.pt"),
+    out: Annotated[
+        Path,
+        typer.Option(dir_okay=False, help="Where to write the compact checkpoint (a file)."),
+    ] = Path("toy_vit.pt"),
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and of the pair stream.")] = 0,
     steps: Annotated[int, typer.Option(help="AdamW steps (cosine schedule over them).")] = 4000,
     minutes: Annotated[
@@ -46,55 +49,60 @@ def pretrain(
     from bench.datasets.toy.pretrain import estimate_steps
     from bench.datasets.toy.pretrain import pretrain as run
 
-    if minutes is not None:
-        steps = estimate_steps(minutes, batch_size, threads, device=device)
-        typer.echo(f"--minutes {minutes}: running {steps} steps (not reproducible across machines; pass --steps)")
-    t0 = time.time()
-    run(
-        out=out,
-        seed=seed,
-        steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        group=group,
-        warmup=warmup,
-        aux_weight=aux_weight,
-        clear_start=clear_start,
-        clear_end=clear_end,
-        save_every=save_every,
-        threads=threads,
-        device=device,
-        workers=workers,
-        final_logit_scale=final_logit_scale or None,
-        log=typer.echo,
-    )
-    typer.echo(f"done in {time.time() - t0:.0f}s: seed {seed}, steps {steps}, batch size {batch_size}, group {group}")
+    with user_errors():
+        if minutes is not None:
+            steps = estimate_steps(minutes, batch_size, threads, device=device)
+            typer.echo(f"--minutes {minutes}: running {steps} steps (not reproducible across machines; pass --steps)")
+        t0 = time.time()
+        run(
+            out=out,
+            seed=seed,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            group=group,
+            warmup=warmup,
+            aux_weight=aux_weight,
+            clear_start=clear_start,
+            clear_end=clear_end,
+            save_every=save_every,
+            threads=threads,
+            device=device,
+            workers=workers,
+            final_logit_scale=final_logit_scale or None,
+            log=typer.echo,
+        )
+        typer.echo(
+            f"done in {time.time() - t0:.0f}s: seed {seed}, steps {steps}, batch size {batch_size}, group {group}"
+        )
 
 
 @toy_app.command()
 def generate(
-    data_root: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-root",
-            "--root",
-            help="Data root (default $BENCH_TOY_ROOT/v<data version>, or ~/.cache/adaptbench/toy/v<data version>).",
-        ),
-    ] = None,
+    data_root: DataRootOpt = None,
     force: Annotated[bool, typer.Option(help="Rewrite the datasets even if present.")] = False,
 ) -> None:
     """Write the toy datasets in the CoOp layout (images + split_zhou_*.json); a no-op when already there."""
-    from bench.datasets.toy.data import DATA_VERSION, SPECS, VERSION_FILE, default_root, ensure_toy_data
+    from bench.datasets.toy.data import DATA_VERSION, SPECS, VERSION_FILE, ensure_toy_data
 
-    target = (data_root or default_root()).expanduser()
-    if force:
-        (target / f".complete-v{DATA_VERSION}.json").unlink(missing_ok=True)
-        for spec in SPECS:
-            (target / spec.name / VERSION_FILE).unlink(missing_ok=True)
-    t0 = time.time()
-    with phases_shown():
-        path = ensure_toy_data(target)
+    with user_errors():
+        target = _data_root(data_root)
+        if force:
+            (target / f".complete-v{DATA_VERSION}.json").unlink(missing_ok=True)
+            for spec in SPECS:
+                (target / spec.name / VERSION_FILE).unlink(missing_ok=True)
+        t0 = time.time()
+        with phases_shown():
+            path = ensure_toy_data(target)
     typer.echo(f"toy data at {path} ({len(SPECS)} datasets, {time.time() - t0:.1f}s)")
+
+
+def _data_root(option: Path | None) -> Path:
+    """The toy data folder (``bench.data.root``'s order: the toy world's own folder is the default)."""
+    from bench.data.root import checked_root, resolve_root
+    from bench.datasets.toy.data import default_root
+
+    return checked_root(resolve_root(option, default_root), may_create=True)
 
 
 def _load_model(path: Path | None):  # -> nn.Module
@@ -152,14 +160,7 @@ def probe(
 @toy_app.command()
 def zeroshot(
     checkpoint: Annotated[Path | None, typer.Option(help="A toy checkpoint (default: the shipped one).")] = None,
-    data_root: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-root",
-            "--root",
-            help="Data root (default $BENCH_TOY_ROOT/v<data version>, or ~/.cache/adaptbench/toy/v<data version>).",
-        ),
-    ] = None,
+    data_root: DataRootOpt = None,
     probe: Annotated[bool, typer.Option(help="Also fit a 16-shot linear probe on each dataset's base classes.")] = True,
 ) -> None:
     """Zero-shot base/novel/HM of a toy CLIP on every toy dataset, outside the harness (the toy README's table)."""
@@ -173,8 +174,9 @@ def zeroshot(
 
     with user_errors():
         model = _load_model(checkpoint)
+        root = _data_root(data_root)
     with phases_shown():
-        data = ensure_toy_data(data_root)
+        data = ensure_toy_data(root)
         report = zero_shot_report(model, data)
         trainable = [name for name in report if not SPEC_BY_NAME[name].test_only]
         gains = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets.base import DatasetReader
+from bench.data.dataset import DatasetReader
 from bench.datasets.toy import generator as gen
 from bench.progress import no_progress, phase
 from bench.registry import DATASETS
@@ -220,7 +220,7 @@ SPECS: list[ToySpec] = [
 ]
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 
-TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered in __init__)
+TOY_SUITE: dict = dict(  # the fields of bench.sweep.suites.Suite (registered by register.py)
     base2novel=[s.name for s in SPECS if not s.test_only],
     source="toy_imagenet",
     cross_dataset=[s.name for s in SPECS if not s.test_only and s.name != "toy_imagenet"],

@@ -1,20 +1,20 @@
 """Registers the toy world with the harness like any plugin: its eleven dataset readers (``DATASETS``), the ``toy``
-suite (``SUITES``) and the ``toy-vit`` backbone builder (``BACKBONES``). The registries import this module."""
+suite (``SUITES``) and the ``toy-vit`` backbone builder (``BACKBONES``). The registries import this module on demand
+(``bench.registry.ON_DEMAND``): on a name their locations do not register, or a listing of every name."""
 
 from bench.datasets.toy import data
 from bench.datasets.toy.data import TOY_SUITE, default_root, ensure_toy_data
 from bench.datasets.toy.pretrain import ARCH, build_backbone, register_config
 from bench.registry import BACKBONES, SUITES
+from bench.sweep.suites import Suite
 
 register_config()
 BACKBONES.register_module(name=ARCH, module=build_backbone)
 
 
 @SUITES.register_module(name="toy")
-def toy_suite():  # -> bench.sweep.suites.Suite (imported here: the sweep layer imports the datasets package)
+def toy_suite() -> Suite:
     """The offline world: seven B2N datasets, toy_imagenet as the source, four shifted copies, the toy CLIP."""
-    from bench.sweep.suites import Suite
-
     t = TOY_SUITE
     return Suite(
         name="toy",

@@ -1,7 +1,9 @@
-"""Dataset readers in the CoOp/Dassl layout, few-shot draws and the base/novel split.
+"""The core's data types: :class:`Datum`, :class:`DatasetSplits`, the :class:`DatasetReader` contract (the CoOp/Dassl
+layout), few-shot draws and the base/novel split.
 
-A reader turns an existing CoOp ``$DATA`` folder into :class:`DatasetSplits`; nothing here copies or converts images.
-The few-shot draw reproduces Dassl's ``generate_fewshot_dataset`` for a seed, so that the same seed picks the same
+The readers themselves (``datasets/``, the toy world) subclass :class:`DatasetReader` and register by name; the core
+finds them through :data:`bench.registry.DATASETS` and never imports them. A reader turns an existing CoOp ``$DATA``
+folder into :class:`DatasetSplits`; nothing here copies or converts images. The few-shot draw reproduces Dassl's ``generate_fewshot_dataset`` for a seed, so that the same seed picks the same
 images as the published numbers, and is stored as portable JSON (paths relative to the data root) with a hash.
 """
 
@@ -18,8 +20,8 @@ from typing import ClassVar
 
 from rich.console import Console
 
+from bench.data.root import checked_root
 from bench.errors import DataError
-from bench.io import digest  # noqa: F401  (re-exported: split hashes)
 
 _console = Console(stderr=True)
 
@@ -58,7 +60,7 @@ def classnames_of(items: Sequence[Datum]) -> list[str]:
 class DatasetReader:
     """Base class of a dataset reader; subclasses register with ``@DATASETS.register_module(name=...)``.
 
-    Subclasses set the class attributes and implement :meth:`read_splits` (or rely on :meth:`read_split_file`).
+    Subclasses set the class attributes; the default :meth:`read_splits` reads ``split_file``.
     ``root`` is the data root (``$DATA``); ``self.dataset_dir`` the dataset's folder inside it.
     """
 
@@ -77,8 +79,7 @@ class DatasetReader:
         self.image_path = self.dataset_path / self.image_dir
 
     def check_root(self) -> None:
-        if not self.root.is_dir():
-            raise DataError(f"data root {self.root} does not exist; pass --data-root or set $BENCH_DATA")
+        checked_root(self.root)
         if not self.dataset_path.is_dir():
             raise DataError(
                 f"{self.name}: folder {self.dataset_path} not found; run `bench data prepare {self.name}` "
