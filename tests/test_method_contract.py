@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.data.caches import Caches
-from bench.datasets.base import Datum
+from bench.data.dataset import Datum
 from bench.model.backbone import Backbone
 from bench.model.context import FitContext
 from bench.model.method import Batch, Method
