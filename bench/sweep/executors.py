@@ -159,7 +159,7 @@ class PoolExecutor:
             try:
                 with ProcessPoolExecutor(len(slots), mp_context=ctx, initializer=_init_worker,
                                          initargs=(queue, threads)) as pool:  # fmt: skip
-                    futures = {pool.submit(self.worker, s, force, messages): s for s in specs}
+                    futures = {pool.submit(self.worker, s, force, messages): s for s in _longest_first(specs)}
                     for fut in as_completed(futures):
                         try:
                             n = fut.result()
@@ -175,6 +175,12 @@ class PoolExecutor:
                 messages.put(None)
                 relay.join()
         return total
+
+
+def _longest_first(specs: Sequence[RunSpec]) -> list[RunSpec]:
+    """Runs with the most evaluations first (a source training scored on every transfer target, the longest runs):
+    started last, one of them would keep one worker busy while the others idle at the end."""
+    return sorted(specs, key=lambda s: -len(getattr(s, "evals", ())))  # stable: the plan's order otherwise
 
 
 def _relay(messages: Any, on_message: OnMessage) -> None:
