@@ -7,7 +7,7 @@
   converted as OpenAI's ``convert_weights`` does (linear, conv, attention and projections in half; LayerNorm computes in
   float32), the learned tensors in half and updated in half by the optimiser (except what the official code itself
   leaves in float32: ``Method.float32_learned``, MaPLe's deep prompts), no loss scaling. Float16 autocast glues
-  the few places where a method mixes a float32 tensor into a half layer; the half parameters and their updates stay half.
+  the few places where a method mixes a float32 tensor into a half layer; half parameters and their updates stay half.
 """
 
 from __future__ import annotations
