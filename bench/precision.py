@@ -5,8 +5,9 @@
 * ``bf16``: float32 weights, bfloat16 autocast (CUDA and CPU); bf16 needs no loss scaling.
 * ``fp16``: the official ``PREC fp16`` of CoOp, CoCoOp, KgCoOp, TCP, MaPLe, PromptSRC and CoPrompt: CLIP's weights
   converted as OpenAI's ``convert_weights`` does (linear, conv, attention and projections in half; LayerNorm computes in
-  float32), the learned tensors in half and updated in half by the optimiser, no loss scaling. Float16 autocast glues
-  the few places where a method mixes a float32 tensor into a half layer; the parameters and their updates stay half.
+  float32), the learned tensors in half and updated in half by the optimiser (except what the official code itself
+  leaves in float32: ``Method.float32_learned``, MaPLe's deep prompts), no loss scaling. Float16 autocast glues
+  the few places where a method mixes a float32 tensor into a half layer; half parameters and their updates stay half.
 """
 
 from __future__ import annotations

@@ -26,6 +26,10 @@ class MaPLe(Method):
     """
 
     official_precision: ClassVar[str | None] = "fp16"  # configs/trainers/MaPLe/*.yaml: PREC fp16; CoPrompt inherits it
+    # trainers/maple.py MultiModalPromptLearner: ctx comes from the (half) token embedding and proj is .half()'d, but
+    # compound_prompts_text (torch.empty, float32) and compound_prompt_projections (nn.Linear, float32) are never
+    # cast, so PREC fp16 trains them in float32 (the blocks .half() them on use). CoPrompt's code is the same.
+    float32_learned: ClassVar[tuple[str, ...]] = ("deep_text", "deep_proj")
 
     option_ranges: ClassVar[dict[str, Range]] = {
         "n_ctx": Range(1, what="context tokens"),

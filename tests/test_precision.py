@@ -80,7 +80,10 @@ def test_fp16_step_keeps_every_learned_tensor_half_and_updates_it(half_backbone,
     method.set_classnames(CLASSNAMES)
     cast_learned(method, F16)
     params = method.trainable_parameters()
-    assert params and {p.dtype for p in params} == {F16}
+    dtypes = {n: p.dtype for n, p in method.named_parameters() if p.requires_grad}
+    kept = {n for n in dtypes if n.startswith(method.float32_learned)} if method.float32_learned else set()
+    assert params and {dtypes[n] for n in dtypes if n not in kept} == {F16}
+    assert {dtypes[n] for n in kept} <= {F32}  # what the official code never casts (MaPLe's deep prompts)
     assert {p.dtype for p in half_backbone.parameters()} == {F16, F32}  # the backbone is never cast further
     before = [p.detach().clone() for p in params]
     opt = build_optimizer(params, {**cfg["train"], "lr": 0.5})
@@ -96,8 +99,26 @@ def test_fp16_step_keeps_every_learned_tensor_half_and_updates_it(half_backbone,
     assert torch.isfinite(loss)
     loss.backward()
     opt.step()
-    assert {p.dtype for p in params} == {F16}  # the optimiser updated the half tensors in place (no master copy)
+    # the optimiser updated the half tensors in place (no master copy)
+    assert {n: p.dtype for n, p in method.named_parameters() if p.requires_grad} == dtypes
     assert any(not torch.equal(a, p) for a, p in zip(before, params))
+
+
+def test_fp16_keeps_maples_deep_prompts_float32_as_the_official_code_does(half_backbone):
+    """trainers/maple.py: ctx (from the half token embedding) and proj (.half()) are half under PREC fp16; the compound
+    prompts and their projections are made in float32 after convert_weights and never cast."""
+    cfg = config("maple", **TINY.get("maple", {}))
+    cfg["train"]["precision"] = "fp16"
+    method = get_method("maple")(half_backbone, cfg, n_cls=len(CLASSNAMES))
+    assert len(method.deep_text) > 0 and len(method.deep_proj) > 0
+    cast_learned(method, F16)
+    assert method.prompt.ctx.dtype == F16 and method.proj.weight.dtype == F16
+    assert {p.dtype for p in [*method.deep_text, *method.deep_proj.parameters()]} == {F32}
+    method.set_classnames(CLASSNAMES)
+    size = half_backbone.image_size
+    with Precision("fp16", "cpu").autocast():
+        logits = method(images=torch.randn(2, 3, size, size))
+    assert logits.shape == (2, len(CLASSNAMES)) and torch.isfinite(logits).all()
 
 
 def test_fp16_updates_round_as_the_official_half_parameters_do():

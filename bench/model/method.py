@@ -45,6 +45,10 @@ class Method(nn.Module):
     parameter_note: ClassVar[str | None] = None
     # The precision of the official runs (``train.precision`` values); None where there is no official code.
     official_precision: ClassVar[str | None] = None
+    # Learned tensors (name prefixes, e.g. "deep_text") that the official fp16 mode keeps in float32: they were made
+    # after CLIP's convert_weights and never cast (MaPLe's compound prompts and their projections); train.precision=fp16
+    # holds every other learned tensor in half (bench.model.trainer.cast_learned).
+    float32_learned: ClassVar[tuple[str, ...]] = ()
     # Ranges of this method's numeric ``method.*`` keys, beside their defaults; undeclared numbers must be finite and
     # not negative (bench.config.validate).
     option_ranges: ClassVar[dict[str, Range]] = {}

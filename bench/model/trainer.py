@@ -90,11 +90,14 @@ def resolve_schedule(cfg: dict[str, Any], n_train: int) -> dict[str, Any]:
 
 def cast_learned(method: Method, dtype: torch.dtype) -> None:
     """The method's own floating parameters and buffers, never the backbone's, in ``dtype``: the official fp16 mode
-    keeps every learned tensor (CoOp's context, MaPLe's projections, TCP's meta-net) in half and updates it in half."""
+    keeps the learned tensors (CoOp's context, MaPLe's shallow prompt and its projection, TCP's meta-net) in half and
+    updates them in half — except those the method lists in ``float32_learned`` (MaPLe's deep prompts and their
+    projections, created in float32 after CLIP's convert_weights and never cast: trainers/maple.py)."""
     if dtype == torch.float32:
         return
+    keep = tuple(method.float32_learned)
     for name, t in [*method.named_parameters(), *method.named_buffers()]:
-        if not name.startswith("backbone.") and t.is_floating_point():
+        if not name.startswith("backbone.") and t.is_floating_point() and not (keep and name.startswith(keep)):
             t.data = t.data.to(dtype)
 
 
