@@ -107,7 +107,7 @@ def test_fp16_step_keeps_every_learned_tensor_half_and_updates_it(half_backbone,
 def test_fp16_keeps_maples_deep_prompts_float32_as_the_official_code_does(half_backbone):
     """trainers/maple.py: ctx (from the half token embedding) and proj (.half()) are half under PREC fp16; the compound
     prompts and their projections are made in float32 after convert_weights and never cast."""
-    cfg = config("maple", **TINY.get("maple", {}))
+    cfg = config("maple", **get_method("maple").tiny_options(half_backbone.depth))
     cfg["train"]["precision"] = "fp16"
     method = get_method("maple")(half_backbone, cfg, n_cls=len(CLASSNAMES))
     assert len(method.deep_text) > 0 and len(method.deep_proj) > 0
