@@ -28,8 +28,17 @@ def vitb16():
     return load_backbone("ViT-B-16", "none")
 
 
+# Seconds before a hung test fails (pytest-timeout), per kind: generous (a loaded machine runs several times slower),
+# yet far below the suite's length, so a hang names its test instead of stalling CI.
+TIMEOUTS = {"slow": 600, "e2e": 180, "unit": 60}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests not marked ``e2e`` (module-level ``pytestmark``) are ``unit``."""
+    """Tests not marked ``e2e`` (module-level ``pytestmark``) are ``unit``; each kind gets its timeout unless the test
+    sets its own."""
     for item in items:
         if item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.unit)
+        if item.get_closest_marker("timeout") is None:
+            kind = next(k for k in TIMEOUTS if k == "unit" or item.get_closest_marker(k) is not None)
+            item.add_marker(pytest.mark.timeout(TIMEOUTS[kind]))

@@ -143,6 +143,7 @@ for name in sys.argv[1:]:
 """
 
 
+@pytest.mark.slow
 def test_importing_a_core_module_loads_no_method_and_no_dataset_module() -> None:
     """The core finds methods, readers and the toy world through the registry, so importing it loads none of them."""
     out = subprocess.run([sys.executable, "-c", _PROBE, *CORE], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -164,6 +165,7 @@ assert {"toy_colors", "dtd"} <= set(dataset_names()) and suite_names() == ["real
 """
 
 
+@pytest.mark.slow
 def test_the_toy_world_registers_on_demand_only() -> None:
     """Real-benchmark lookups leave the toy world (torch, open_clip, its generator) unimported; listings show it."""
     subprocess.run([sys.executable, "-c", _LOOKUPS], cwd=ROOT, check=True)
@@ -208,6 +210,7 @@ PLUGIN = '''
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.e2e
 def test_a_method_in_a_plugin_file_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plugin = tmp_path / "my_method.py"

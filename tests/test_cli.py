@@ -215,6 +215,7 @@ def test_nan_loss_stops_with_the_fix(data, tmp_path):
 # -- interruption --------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kill_9_mid_sweep_then_rerun_completes_without_partial_records(data, tmp_path):
     results = tmp_path / "res"
     cmd = [sys.executable, "-m", "bench.cli", *map(str, run_args(data, results, "--method", "coop",
@@ -237,6 +238,7 @@ def test_kill_9_mid_sweep_then_rerun_completes_without_partial_records(data, tmp
 # -- the offline toy suite -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_toy_suite_end_to_end_is_the_default_without_a_data_root(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_TOY_ROOT", str(tmp_path / "toy"))
     monkeypatch.delenv("BENCH_DATA", raising=False)

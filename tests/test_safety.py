@@ -72,6 +72,7 @@ def test_a_damaged_record_is_listed_by_the_report_and_redone_by_the_next_run(tmp
     assert (damaged.parent / f"{damaged.name}.unreadable").read_text() == "{half a rec"  # kept, not deleted
 
 
+@pytest.mark.slow
 def test_four_processes_on_one_results_folder_train_each_run_once(tmp_path: Path) -> None:
     import re
     import subprocess

@@ -160,6 +160,7 @@ def test_shipped_checkpoint_loads_and_zero_shots(tmp_path: Path, one_thread: Non
     assert acc >= TOY_COLORS_ZERO_SHOT - MARGIN, acc
 
 
+@pytest.mark.slow
 def test_attribute_probe_sees_what_pretraining_taught(one_thread: None) -> None:
     """The shipped image tower decodes colour and shape far better than the same architecture untrained."""
     from bench.datasets.toy.pretrain import create_toy_model

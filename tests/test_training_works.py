@@ -59,6 +59,7 @@ def zero_shot(results: Path) -> float:
     return _run(results, "zeroshot")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["coop", "mma"])
 def test_training_beats_zero_shot_and_lr0_does_not(method: str, zero_shot: float, results: Path) -> None:
     trained = _run(results, method, PAPER_SCHEDULE)
