@@ -116,3 +116,44 @@ def test_auto_pools_on_a_multicore_cpu_only(monkeypatch):
 def test_pool_workers_must_be_positive():
     with pytest.raises(ConfigError, match="--workers 0"):
         PoolExecutor(workers=0, device="cpu").slots()
+
+
+def _wait_for_sigterm(spec: Path, force: bool, messages: Any) -> int:
+    """A pool worker's run in the test: it starts, then waits; SIGTERM stops it as a training run stops (Preempted)."""
+    import signal
+    import time
+
+    from bench.errors import Preempted
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Preempted("stopped by SIGTERM")
+
+    signal.signal(signal.SIGTERM, stop)
+    spec.write_text("started")
+    time.sleep(60)
+    return 1
+
+
+@pytest.mark.e2e
+def test_sigterm_to_a_pool_stops_its_workers_and_starts_no_more_runs(tmp_path: Path):
+    import signal
+    import threading
+    import time
+
+    from bench.errors import Preempted
+
+    specs = [tmp_path / f"spec{i}" for i in range(6)]
+    killed: list[float] = []
+
+    def kill_when_started() -> None:
+        while sum(p.exists() for p in specs) < 2:
+            time.sleep(0.05)
+        killed.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=kill_when_started, daemon=True).start()
+    with pytest.raises(Preempted, match="SIGTERM"):
+        PoolExecutor(workers=2, device="cpu", worker=_wait_for_sigterm).run(specs)  # type: ignore[arg-type]
+    assert time.monotonic() - killed[0] < 30  # the workers stopped, not slept their 60 s
+    assert sum(p.exists() for p in specs) == 2  # the queued runs never started
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is put back

@@ -8,16 +8,19 @@ its failure record; executors go on to the next run unless ``fail_fast``.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, Preempted
 from bench.model.backbone import default_device
 from bench.sweep.plan import RunSpec
 from bench.sweep.runner import RunFailed, run_one
@@ -93,10 +96,15 @@ def check_device(device: str) -> str:
     return device
 
 
-def _init_worker(slots: Any, threads: int) -> None:
+_STOPPING: Any = None  # in a pool worker: the pool's "stop" event (set on SIGTERM: start no further run)
+
+
+def _init_worker(slots: Any, threads: int, stopping: Any) -> None:
     """Pin this worker process to the next slot of ``slots`` before anything touches CUDA: a GPU id makes ``cuda``
     that GPU, whatever the id; ``cpu`` hides the GPUs and gives the worker ``threads`` CPU threads (one per core
     between the workers: several single-thread runs use a small CPU better than one run's intra-op threads)."""
+    global _STOPPING
+    _STOPPING = stopping
     slot = slots.get()
     if slot == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -105,6 +113,13 @@ def _init_worker(slots: Any, threads: int) -> None:
         torch.set_num_threads(threads)
     else:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
+
+
+def _call(worker: Callable[[RunSpec, bool, Any], int], spec: RunSpec, force: bool, messages: Any) -> int:
+    """One run in a pool worker, unless the pool is stopping (runs already queued to a worker would start anyway)."""
+    if _STOPPING is not None and _STOPPING.is_set():
+        raise Preempted("not started: the sweep was stopped")
+    return worker(spec, force, messages)
 
 
 def _pool_run(spec: RunSpec, force: bool, messages: Any) -> int:
@@ -148,7 +163,7 @@ class PoolExecutor:
         slots = self.slots()
         threads = max(1, cpu_cores() // len(slots))
         ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
+        queue, stopping = ctx.Queue(), ctx.Event()
         for s in slots:
             queue.put(s)
         total = 0
@@ -158,8 +173,8 @@ class PoolExecutor:
             relay.start()
             try:
                 with ProcessPoolExecutor(len(slots), mp_context=ctx, initializer=_init_worker,
-                                         initargs=(queue, threads)) as pool:  # fmt: skip
-                    futures = {pool.submit(self.worker, s, force, messages): s for s in _longest_first(specs)}
+                                         initargs=(queue, threads, stopping)) as pool, _Stopper(pool, stopping) as stop:  # fmt: skip
+                    futures = {pool.submit(_call, self.worker, s, force, messages): s for s in _longest_first(specs)}
                     for fut in as_completed(futures):
                         try:
                             n = fut.result()
@@ -169,12 +184,54 @@ class PoolExecutor:
                                 pool.shutdown(cancel_futures=True)  # runs already started finish; the rest never start
                                 break
                             continue
+                        except (Preempted, BrokenProcessPool):
+                            if not stop.sigterm:
+                                raise
+                            pool.shutdown(cancel_futures=True)  # the workers save their training states and stop
+                            break
                         total += n
                         on_done(futures[fut], n)
             finally:
                 messages.put(None)
                 relay.join()
+        if stop.sigterm:
+            raise Preempted("stopped by SIGTERM; each worker saved its training state (the same command resumes)")
         return total
+
+
+class _Stopper:
+    """A pool's stops. SIGTERM to this process goes on to every worker, whose run saves its training state at the next
+    step and raises :class:`Preempted` (as a local run does); Ctrl-C ends the workers at once (records are atomic: a
+    run that did not finish is simply to do) instead of waiting for every queued run."""
+
+    def __init__(self, pool: ProcessPoolExecutor, stopping: Any) -> None:
+        self.pool, self.stopping, self.sigterm, self.previous = pool, stopping, False, None
+
+    def _workers(self) -> list[Any]:
+        return list((self.pool._processes or {}).values())  # no public accessor for a pool's processes
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.sigterm = True
+        self.stopping.set()
+        for p in self._workers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+
+    def __enter__(self) -> _Stopper:
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+            signal.SIG_DFL,
+            None,
+        ):
+            self.previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            for p in self._workers():
+                p.terminate()
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _longest_first(specs: Sequence[RunSpec]) -> list[RunSpec]:
