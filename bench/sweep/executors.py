@@ -1,5 +1,6 @@
-"""Where runs execute: this process (:class:`LocalExecutor`), one worker process per GPU (:class:`PoolExecutor`), or
-Slurm through submitit (:class:`SlurmExecutor`).
+"""Where runs execute: this process (:class:`LocalExecutor`), worker processes, one per GPU or per CPU core
+(:class:`PoolExecutor`; :class:`AutoExecutor`, the CLI's default, picks it on a multi-core CPU), or Slurm through
+submitit (:class:`SlurmExecutor`).
 
 All call :func:`bench.sweep.runner.run_one` on a picklable :class:`~bench.sweep.plan.RunSpec`; records are written
 atomically, so any mix of executors and interruptions leaves a consistent results folder. A run that fails has written
