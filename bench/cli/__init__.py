@@ -142,19 +142,27 @@ def run(
 def _print_sweep_tables(result: SweepResult, datasets: list[str] | None) -> None:
     """The tables of what this sweep covered (its methods and protocols, every seed in the folder), as `bench report`
     prints them: a sweep ends on its numbers, not on a pointer to another command."""
-    from bench.report.render import render
     from bench.report.tables import Table as ReportTable
     from bench.report.tables import build_report
 
     methods = sorted({s.method for s in result.specs})
     protocols = sorted({ev.protocol for s in result.specs for ev in s.evals})
     tables = build_report(result.results.root, result.suite.name, False, methods, protocols, datasets)
-    for table in tables.values():
+    for name, table in tables.items():
         if isinstance(table, ReportTable):
-            console.print(f"\n[bold]{escape(table.title)}[/]")
-            console.print(render(table, "table", "paper", "std", caption=False), highlight=False, soft_wrap=True,
-                          markup=False)  # fmt: skip
+            _print_table(name, table, "paper", "std")
     console.print(f"\n`bench report --results {result.results.root}` prints every table of the folder, with options")
+
+
+def _print_table(name: str, table: Any, layout: str, interval: str) -> None:
+    """One report table (or list of runs) in the terminal, under its title: what `bench report` and `bench run` show."""
+    from bench.report.render import render
+    from bench.report.tables import LISTS
+
+    console.print(f"\n[bold]{escape(LISTS.get(name) or getattr(table, 'title', name))}[/]")
+    console.print(
+        render(table, "table", layout, interval, caption=False), highlight=False, soft_wrap=True, markup=False
+    )
 
 
 def _print_failures(result: SweepResult) -> None:
@@ -314,9 +322,7 @@ def report(
                 else:
                     print(render(table, "csv"), end="")
             elif format == "table":
-                console.print(f"\n[bold]{escape(LISTS.get(name) or getattr(table, 'title', name))}[/]")
-                text = render(table, "table", layout, interval, caption=False)
-                console.print(text, highlight=False, soft_wrap=True, markup=False)
+                _print_table(name, table, layout, interval)
             else:
                 print(f"\n{LISTS.get(name) or name}\n" if not isinstance(table, ReportTable) else "")
                 print(render(table, format, layout, interval))

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from bench.errors import ConfigError, Preempted
 from bench.model.backbone import default_device
 from bench.sweep.plan import RunSpec
-from bench.sweep.runner import RunFailed, run_one
+from bench.sweep.runner import RunFailed, run_one, sigterm_is_free
 
 OnMessage = Callable[[str], None]
 OnDone = Callable[[RunSpec, int], None]
@@ -206,23 +206,24 @@ class _Stopper:
     run that did not finish is simply to do) instead of waiting for every queued run."""
 
     def __init__(self, pool: ProcessPoolExecutor, stopping: Any) -> None:
-        self.pool, self.stopping, self.sigterm, self.previous = pool, stopping, False, None
+        self.pool, self.stopping, self.previous = pool, stopping, None
+
+    @property
+    def sigterm(self) -> bool:
+        """Whether SIGTERM stopped the pool (the event the workers read says so)."""
+        return bool(self.stopping.is_set())
 
     def _workers(self) -> list[Any]:
         return list((self.pool._processes or {}).values())  # no public accessor for a pool's processes
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
-        self.sigterm = True
         self.stopping.set()
         for p in self._workers():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGTERM)
 
     def __enter__(self) -> _Stopper:
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
-            signal.SIG_DFL,
-            None,
-        ):
+        if sigterm_is_free():
             self.previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         return self
 

@@ -204,6 +204,15 @@ def _write_failure(spec: RunSpec, error: BaseException, log: RunLog) -> Failure:
     return failure
 
 
+def sigterm_is_free() -> bool:
+    """Whether this code may install a SIGTERM handler here: in the main thread (the only one Python allows), and no
+    other handler owns the signal (submitit's, in a Slurm job)."""
+    return threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    )
+
+
 class _StopOnSigterm:
     """SIGTERM while a run trains: the trainer saves its state at the next step boundary and raises
     :class:`Preempted`; outside training the run stops at once (records are atomic, so nothing is half written)."""
@@ -221,10 +230,7 @@ class _StopOnSigterm:
     def installed(self) -> Iterator[None]:
         """Handle SIGTERM during the block, unless another handler owns it (submitit in a Slurm job) or this is not
         the main thread (where Python cannot install handlers)."""
-        if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
-            signal.SIG_DFL,
-            None,
-        ):
+        if not sigterm_is_free():
             yield
             return
         self.requested = False
