@@ -79,3 +79,26 @@ def test_features_fill_one_preallocated_tensor_equal_to_encoding_each_batch(tmp_
         one_by_one = torch.cat([tiny_backbone.encode_image(norm(x)) for x in store.batches(16)])
     assert feats.shape == (37, tiny_backbone.embed_dim)
     torch.testing.assert_close(feats, one_by_one)
+
+
+@pytest.mark.parametrize("views", [1, 2])
+def test_training_without_augmentation_reads_the_same_images_from_the_store(tmp_path: Path, views: int) -> None:
+    """``train.augment=none`` trains on the image store instead of decoding each epoch: the same shuffled batches,
+    bit for bit (so records made either way are identical)."""
+    items = _items(tmp_path, 23)
+    store = Caches(tmp_path / "cache", num_workers=0).images(items, 16)
+    decoded = C.ImageDataset(items, C.train_transform(16, "none"), views)
+    stored = C.StoredImages(store, items, views)
+    assert len(stored) == len(decoded) == 23
+
+    def batches(data: torch.utils.data.Dataset) -> list:
+        g = torch.Generator().manual_seed(3)
+        return list(torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, drop_last=True, generator=g))
+
+    a, b = batches(decoded), batches(stored)
+    assert len(a) == len(b) == 5
+    for (xa, ya, ia), (xb, yb, ib) in zip(a, b):
+        assert xb.dtype == torch.uint8 and xb.shape == xa.shape == ((4, 3, 16, 16) if views == 1 else (4, 2, 3, 16, 16))
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ia, ib)
+    with pytest.raises(ValueError, match="holds 23 images for 22 items"):
+        C.StoredImages(store, items[:22])

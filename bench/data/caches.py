@@ -85,6 +85,23 @@ class ImageDataset(Dataset):
         return torch.stack([self.transform(img) for _ in range(self.views)]), d.label, i
 
 
+class StoredImages(Dataset):
+    """:class:`ImageDataset`'s triples read from an :class:`ImageStore` of the same items: training without
+    augmentation sees the test-preprocessed images every epoch, so they are decoded once (identical tensors)."""
+
+    def __init__(self, store: ImageStore, items: Sequence[Datum], views: int = 1) -> None:
+        if len(store) != len(items):
+            raise ValueError(f"{store.path} holds {len(store)} images for {len(items)} items")
+        self.store, self.labels, self.views = store, [d.label for d in items], views
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int, int]:
+        img = torch.from_numpy(self.store.read(i, i + 1)[0])
+        return (img if self.views == 1 else torch.stack([img] * self.views)), self.labels[i], i
+
+
 class Normalizer:
     """uint8 images → normalised float on the device (CLIP mean/std), done in one fused op per batch."""
 

@@ -1,9 +1,10 @@
 """The training loop shared by every method: optimiser, Dassl's schedule, mixed precision, NaN guard, resume.
 
-Deep methods see augmented images decoded each epoch; methods with a frozen image encoder see cached features of
-augmented passes: by default a fresh pass every epoch, the official loaders' statistics (each pass is encoded once and
-cached, so every method and run of the same draw and seed shares it); ``train.feature_passes=N`` cycles N passes
-(pass ``epoch % N``) for N times fewer image-encoder passes.
+Deep methods see augmented images decoded each epoch (``train.augment=none``: the test-preprocessed images, decoded
+once into the image store); methods with a frozen image encoder see cached features of augmented passes: by default a
+fresh pass every epoch, the official loaders' statistics (each pass is encoded once and cached, so every method and
+run of the same draw and seed shares it); ``train.feature_passes=N`` cycles N passes (pass ``epoch % N``) for N times
+fewer image-encoder passes.
 
 Resume: every ``checkpoint_every`` epochs or ``checkpoint_minutes`` minutes (and on a stop request, at the next step
 boundary) the loop saves everything the rest of the training depends on — learnable state, optimiser, scheduler,
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from bench.data.caches import ImageDataset, Normalizer, train_transform
+from bench.data.caches import ImageDataset, Normalizer, StoredImages, train_transform
 from bench.errors import BenchError, Preempted
 from bench.io import atomic_write
 from bench.model.device import loader_options
@@ -376,9 +377,14 @@ class _batches:
                 ctx.features(ctx.train, self.augment, self.passes, cfg["rrc_scale_min"], build_only=True)
             self.labels = torch.tensor([d.label for d in ctx.train])
         else:
-            tf = train_transform(ctx.backbone.image_size, cfg["augment"], cfg["rrc_scale_min"])
+            size = ctx.backbone.image_size
+            if cfg["augment"] == "none":  # the same images every epoch: decoded once, shared by methods and seeds
+                data: Dataset = StoredImages(ctx.caches.images(ctx.train, size), ctx.train, cfg["views"])
+            else:
+                tf = train_transform(size, cfg["augment"], cfg["rrc_scale_min"])
+                data = ImageDataset(ctx.train, tf, cfg["views"])
             self.loader = DataLoader(
-                ImageDataset(ctx.train, tf, cfg["views"]),
+                data,
                 batch_size=self.bs,
                 shuffle=True,
                 drop_last=self.drop_last,
