@@ -293,3 +293,15 @@ def test_temp_folders_of_dead_generations_are_removed(tmp_path: Path) -> None:
         (folder / "images").mkdir(parents=True)
     ensure_toy_data(tmp_path, names=["toy_counts"])
     assert not dead.exists() and alive.exists() and (tmp_path / "toy_counts").is_dir()
+
+
+def test_knowing_toy_vit_from_open_clip_means_knowing_its_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that made ``toy-vit`` known to open_clip (``bench toy pretrain`` does, before any registry lookup)
+    builds it with the conv stem and the ``toy`` tag, not as a plain open_clip model that refuses the tag."""
+    from bench.datasets.toy.pretrain import ConvStem, register_config
+    from bench.model.backbone import create_model
+    from bench.registry import BACKBONES
+
+    monkeypatch.delitem(BACKBONES.module_dict, "toy-vit")  # as in a process that never loaded the toy registrations
+    register_config()
+    assert isinstance(create_model("toy-vit", "toy").visual.conv1, ConvStem)

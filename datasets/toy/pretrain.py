@@ -116,10 +116,15 @@ def create_toy_model(init_seed: int = 0) -> nn.Module:
 
 
 def register_config() -> None:
-    """Make ``toy-vit`` known to open_clip (its config ships beside this file)."""
+    """Make ``toy-vit`` known to open_clip (its config ships beside this file) and its builder (the conv stem, the
+    ``toy`` weights) to ``BACKBONES``, always together: a process that knew the name from open_clip alone would build
+    it as a plain open_clip model, or refuse the ``toy`` tag."""
     import open_clip
 
+    from bench.registry import BACKBONES
+
     open_clip.add_model_config(Path(__file__).parent / "toy-vit.json")
+    BACKBONES.register_module(name=ARCH, module=build_backbone, force=True)
 
 
 def build_backbone(arch: str, pretrained: str) -> nn.Module:

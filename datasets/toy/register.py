@@ -4,12 +4,11 @@ suite (``SUITES``) and the ``toy-vit`` backbone builder (``BACKBONES``). The reg
 
 from bench.datasets.toy import data
 from bench.datasets.toy.data import TOY_SUITE, default_root, ensure_toy_data
-from bench.datasets.toy.pretrain import ARCH, build_backbone, register_config
-from bench.registry import BACKBONES, SUITES
+from bench.datasets.toy.pretrain import register_config
+from bench.registry import SUITES
 from bench.sweep.suites import Suite
 
-register_config()
-BACKBONES.register_module(name=ARCH, module=build_backbone)
+register_config()  # toy-vit: open_clip's config and the BACKBONES builder
 
 
 @SUITES.register_module(name="toy")
