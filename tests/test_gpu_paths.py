@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import Any
 
 import pytest
@@ -65,6 +65,12 @@ def test_on_a_cpu_there_is_no_peak_and_cuda_is_never_called():
     assert peak.mb() is None and cuda.calls == []
 
 
+class _Spec(PosixPath):
+    """A stand-in RunSpec for the pool tests: the file its fake worker writes; no evaluations (the pool's ordering)."""
+
+    evals: tuple = ()
+
+
 def _report_gpu(spec: Path, force: bool, messages: Any) -> int:
     """A pool worker's job in the test: write which GPU this process was pinned to (and its threads), say so."""
     spec.write_text(f"{os.getpid()} {os.environ['CUDA_VISIBLE_DEVICES'] or '-'} {torch.get_num_threads()}")
@@ -74,7 +80,7 @@ def _report_gpu(spec: Path, force: bool, messages: Any) -> int:
 
 @pytest.mark.e2e
 def test_the_pool_pins_each_worker_to_its_own_gpu_id(tmp_path: Path):
-    specs = [tmp_path / f"spec{i}" for i in range(6)]
+    specs = [_Spec(tmp_path / f"spec{i}") for i in range(6)]
     done: list = []
     ran = PoolExecutor(["7", "9"], worker=_report_gpu).run(specs, on_done=lambda s, n: done.append(s))  # type: ignore[arg-type]
     assert ran == 6 and sorted(done) == specs
@@ -90,7 +96,7 @@ def test_the_pool_pins_each_worker_to_its_own_gpu_id(tmp_path: Path):
 @pytest.mark.e2e
 def test_a_cpu_pool_hides_the_gpus_splits_the_cores_and_relays_progress(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(executors, "cpu_cores", lambda: 4)  # the parent decides the threads per worker
-    specs = [tmp_path / f"spec{i}" for i in range(4)]
+    specs = [_Spec(tmp_path / f"spec{i}") for i in range(4)]
     said: list[str] = []
     pool = PoolExecutor(workers=2, device="cpu", worker=_report_gpu)  # type: ignore[arg-type]
     assert pool.slots() == ["cpu", "cpu"]
@@ -142,7 +148,7 @@ def test_sigterm_to_a_pool_stops_its_workers_and_starts_no_more_runs(tmp_path: P
 
     from bench.errors import Preempted
 
-    specs = [tmp_path / f"spec{i}" for i in range(6)]
+    specs = [_Spec(tmp_path / f"spec{i}") for i in range(6)]
     killed: list[float] = []
 
     def kill_when_started() -> None:

@@ -96,9 +96,9 @@ def cast_learned(method: Method, dtype: torch.dtype) -> None:
     projections, created in float32 after CLIP's convert_weights and never cast: trainers/maple.py)."""
     if dtype == torch.float32:
         return
-    keep = tuple(method.float32_learned)
+    keep = ("backbone.", *method.float32_learned)
     for name, t in [*method.named_parameters(), *method.named_buffers()]:
-        if not name.startswith("backbone.") and t.is_floating_point() and not (keep and name.startswith(keep)):
+        if t.is_floating_point() and not name.startswith(keep):
             t.data = t.data.to(dtype)
 
 

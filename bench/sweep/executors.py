@@ -239,7 +239,7 @@ class _Stopper:
 def _longest_first(specs: Sequence[RunSpec]) -> list[RunSpec]:
     """Runs with the most evaluations first (a source training scored on every transfer target, the longest runs):
     started last, one of them would keep one worker busy while the others idle at the end."""
-    return sorted(specs, key=lambda s: -len(getattr(s, "evals", ())))  # stable: the plan's order otherwise
+    return sorted(specs, key=lambda s: -len(s.evals))  # stable: the plan's order otherwise
 
 
 def _relay(messages: Any, on_message: OnMessage) -> None:
